@@ -1,0 +1,54 @@
+"""create_app(): routers, middleware, lifespan; nothing else."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from genway import __version__
+from genway.auth.routes import router as auth_router
+from genway.config import Settings
+from genway.db import Database
+from genway.errors import install_error_handlers
+from genway.keys.routes import router as keys_router
+from genway.kit.body_limit import BodyLimitMiddleware
+from genway.observability.logging import configure_logging
+from genway.observability.metrics import Metrics
+from genway.observability.middleware import RequestContextMiddleware
+from genway.observability.routes import router as observability_router
+from genway.orgs.routes import router as orgs_router
+from genway.ratelimit.limiter import RateLimiter
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    configure_logging(settings.log_level, settings.log_json)
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        settings.ensure_data_dir()
+        _ = settings.resolved_secret_key
+        app.state.db = Database(settings.resolved_database_url)
+        app.state.limiter = RateLimiter.from_settings(settings)
+        try:
+            yield
+        finally:
+            await app.state.db.dispose()
+
+    app = FastAPI(
+        title="Genway",
+        version=__version__,
+        description="Multi-tenant API service for long AI generation jobs.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.metrics = metrics
+    install_error_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
+    app.add_middleware(RequestContextMiddleware, metrics=metrics)
+    for router in (observability_router, auth_router, orgs_router, keys_router):
+        app.include_router(router)
+    return app

@@ -1,0 +1,229 @@
+"""The `genway` command: each subcommand is a thin call into a domain service."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from genway.auth.permissions import Role
+from genway.config import Settings
+from genway.db import Database
+from genway.errors import GenwayError, NotFound
+from genway.migrate import UnknownRevision, migrate
+from genway.orgs.models import Tier
+
+app = typer.Typer(help="Genway: run long AI generation jobs for organizations.", no_args_is_help=True)
+orgs_app = typer.Typer(help="Manage organizations.", no_args_is_help=True)
+keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
+users_app = typer.Typer(help="Manage users.", no_args_is_help=True)
+app.add_typer(orgs_app, name="orgs")
+app.add_typer(keys_app, name="keys")
+app.add_typer(users_app, name="users")
+
+console = Console()
+err_console = Console(stderr=True)
+T = TypeVar("T")
+
+
+def fail(message: str) -> typer.Exit:
+    err_console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(1)
+
+
+def checked(call: Callable[[], T]) -> T:
+    """Call, turning domain errors into one clear line and exit code 1."""
+    try:
+        return call()
+    except GenwayError as exc:
+        raise fail(exc.detail) from None
+    except UnknownRevision as exc:
+        raise fail(str(exc)) from None
+    except OSError as exc:
+        raise fail(f"cannot reach the database: {exc}") from None
+
+
+def run(coro_factory: Callable[[], Awaitable[T]]) -> T:
+    return checked(lambda: asyncio.run(coro_factory()))  # type: ignore[arg-type]
+
+
+async def with_session(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> T:
+    settings.ensure_data_dir()
+    database = Database(settings.resolved_database_url)
+    try:
+        async with database.sessions() as session:
+            result = await work(session)
+            await session.commit()
+            return result
+    finally:
+        await database.dispose()
+
+
+def emit(data: dict[str, Any], as_json: bool, human: str) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(data) + "\n")
+    else:
+        console.print(human, highlight=False, soft_wrap=True)
+
+
+@app.command("migrate")
+def migrate_command(
+    revision: Annotated[str, typer.Option(help="Target revision: head, base or an id")] = "head",
+) -> None:
+    """Bring the database schema up (or down) to a revision."""
+    settings = Settings()
+    settings.ensure_data_dir()
+    reached = run(lambda: migrate(settings.resolved_database_url, revision))
+    console.print(f"database at revision {reached or 'base'}", highlight=False)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface to bind")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to bind")] = None,
+    auto_migrate: Annotated[bool, typer.Option("--migrate/--no-migrate")] = True,
+) -> None:
+    """Serve the API (and, by default, run an embedded worker)."""
+    import uvicorn
+
+    from genway.app import create_app
+    from genway.orgs.bootstrap import bootstrap_if_empty
+
+    settings = Settings()
+    host = host or settings.host
+    port = port or settings.port
+    settings.ensure_data_dir()
+    if auto_migrate:
+        run(lambda: migrate(settings.resolved_database_url))
+    credentials = run(lambda: with_session(settings, bootstrap_if_empty))
+    base = f"http://{host}:{port}"
+    if credentials is not None:
+        console.print(
+            f"\n[bold]Genway is set up.[/bold] Organization '{credentials.org_name}' "
+            f"(id {credentials.org_id}) was created.\n"
+            f"  owner login:  {credentials.email} / {credentials.password}\n"
+            f"  owner API key (shown once, keep it): [bold]{credentials.api_key}[/bold]\n"
+            f"  try: curl -H 'Authorization: Bearer {credentials.api_key}' {base}/v1/users/me\n",
+            highlight=False,
+            soft_wrap=True,
+        )
+    else:
+        console.print(
+            f"Genway on {base}. Log in at POST {base}/api/v1/auth/login, or make a key with "
+            "`genway keys create --org ID --email EMAIL`.",
+            highlight=False,
+            soft_wrap=True,
+        )
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+
+
+@orgs_app.command("create")
+def orgs_create(
+    name: Annotated[str, typer.Option(help="Organization name (lower-case slug)")],
+    owner_email: Annotated[str, typer.Option(help="Owner's email; the user is created if new")],
+    tier: Annotated[Tier, typer.Option(help="Tier")] = Tier.FREE,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """Create an organization with an owner and an owner API key."""
+    from genway.keys.service import create_api_key
+    from genway.orgs.service import (
+        create_organization,
+        create_user,
+        get_user_by_email,
+        validate_org_name,
+    )
+
+    checked(lambda: validate_org_name(name))
+
+    async def work(session: Any) -> dict[str, Any]:
+        owner = await get_user_by_email(session, owner_email) or await create_user(
+            session, owner_email
+        )
+        org = await create_organization(session, name, owner, tier=tier)
+        _key, secret = await create_api_key(
+            session, org_id=org.id, user_id=owner.id, maker_role=Role.OWNER, name="owner"
+        )
+        return {"organization_id": org.id, "user_id": owner.id, "api_key": secret}
+
+    data = run(lambda: with_session(Settings(), work))
+    emit(
+        data,
+        as_json,
+        f"organization {data['organization_id']} created; owner user {data['user_id']}; "
+        f"API key (shown once): {data['api_key']}",
+    )
+
+
+@keys_app.command("create")
+def keys_create(
+    org: Annotated[int, typer.Option(help="Organization id")],
+    email: Annotated[str, typer.Option(help="Email of a member of the organization")],
+    role: Annotated[Role | None, typer.Option(help="Key role (at most the member's)")] = None,
+    name: Annotated[str, typer.Option(help="A label for the key")] = "cli",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """Create an API key for a member of an organization."""
+    from genway.keys.service import create_api_key
+    from genway.orgs.service import get_member, get_user_by_email
+
+    async def work(session: Any) -> dict[str, Any]:
+        user = await get_user_by_email(session, email)
+        if user is None:
+            raise NotFound(f"No user with email {email}")
+        member = await get_member(session, org, user.id)
+        key, secret = await create_api_key(
+            session,
+            org_id=org,
+            user_id=user.id,
+            maker_role=Role(member.membership.role),
+            name=name,
+            role=role,
+        )
+        return {"api_key": secret, "key_id": key.id}
+
+    data = run(lambda: with_session(Settings(), work))
+    emit(data, as_json, f"key {data['key_id']} created (shown once): {data['api_key']}")
+
+
+@users_app.command("create")
+def users_create(
+    email: Annotated[str, typer.Option(help="Email address")],
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from standard input")
+    ] = False,
+    platform_admin: Annotated[bool, typer.Option("--platform-admin")] = False,
+    full_name: Annotated[str | None, typer.Option(help="Full name")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """Create a user (optionally with a password read from stdin)."""
+    from pydantic import EmailStr, TypeAdapter, ValidationError
+
+    from genway.auth.service import check_password_strength
+    from genway.orgs.service import create_user
+
+    try:
+        TypeAdapter(EmailStr).validate_python(email)
+    except ValidationError:
+        raise fail(f"'{email}' is not a valid email address") from None
+    settings = Settings()
+    password = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
+    if password is not None:
+        checked(lambda: check_password_strength(password, settings))
+
+    async def work(session: Any) -> dict[str, Any]:
+        user = await create_user(
+            session, email, password=password, full_name=full_name, platform_admin=platform_admin
+        )
+        return {"user_id": user.id, "email": user.email, "platform_admin": user.is_platform_admin}
+
+    data = run(lambda: with_session(settings, work))
+    emit(data, as_json, f"user {data['user_id']} ({data['email']}) created")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,89 @@
+"""Settings: the only place that reads the environment."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+SECRET_KEY_FILE = "secret_key"
+
+
+def _split_csv(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Every `GENWAY_*` setting, with its default (documented in the README)."""
+
+    model_config = SettingsConfigDict(env_prefix="GENWAY_", extra="ignore")
+
+    data_dir: Path = Path(".genway")
+    database_url: str | None = None
+    redis_url: str | None = None
+    secret_key: SecretStr | None = None
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    public_url: str | None = None
+
+    embedded_worker: bool = True
+    worker_concurrency: int = Field(default=4, ge=1, le=256)
+
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    access_token_ttl_s: int = Field(default=15 * 60, ge=10)
+    refresh_token_ttl_s: int = Field(default=30 * 24 * 3600, ge=60)
+    password_min_length: int = Field(default=8, ge=1)
+    key_last_used_resolution_s: int = Field(default=60, ge=0)
+
+    login_failures_per_minute: int = Field(default=10, ge=1)
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    comfyui_urls: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["http://127.0.0.1:8188"]
+    )
+
+    log_level: str = "INFO"
+    log_json: bool = True
+
+    _split_lists = field_validator("trusted_proxies", "comfyui_urls", mode="before")(_split_csv)
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        """The database URL, defaulting to SQLite inside the data directory."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'genway.db').resolve()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.resolved_database_url.startswith("sqlite")
+
+    def ensure_data_dir(self) -> Path:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        return self.data_dir
+
+    @cached_property
+    def resolved_secret_key(self) -> str:
+        """The signing secret; generated once and kept in the data dir (mode 0600) if unset."""
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value()
+        path = self.ensure_data_dir() / SECRET_KEY_FILE
+        if path.exists():
+            return path.read_text().strip()
+        key = secrets.token_urlsafe(48)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(key)
+        return key
+
+
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,130 @@
+"""One error base class that carries its HTTP status, and the handlers that render it.
+
+Every error body is `{"detail": ..., "status_code": N}` (Codegen's shape); validation errors keep
+their list of field errors in `detail`. Nothing else ever reaches a client: no stack traces.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = structlog.get_logger("genway.errors")
+
+
+class GenwayError(Exception):
+    """A domain error: raised by services, rendered once by `genway_error_handler`."""
+
+    status_code: int = 400
+    detail: str = "Bad request"
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        status_code: int | None = None,
+        headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        if detail is not None:
+            self.detail = detail
+        if status_code is not None:
+            self.status_code = status_code
+        self.headers = headers
+        self.extra = extra or {}
+        super().__init__(self.detail)
+
+
+class NotFound(GenwayError):
+    status_code = 404
+    detail = "Not found"
+
+
+class Unauthorized(GenwayError):
+    status_code = 401
+    detail = "Authentication required"
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+class Forbidden(GenwayError):
+    status_code = 403
+    detail = "You do not have permission to do this"
+
+
+class Conflict(GenwayError):
+    status_code = 409
+    detail = "Conflict"
+
+
+class PayloadTooLarge(GenwayError):
+    status_code = 413
+    detail = "Request body too large"
+
+
+class TooManyRequests(GenwayError):
+    status_code = 429
+    detail = "Rate limit exceeded"
+
+
+class InvalidInput(GenwayError):
+    status_code = 422
+    detail = "Invalid input"
+
+
+def error_body(status_code: int, detail: Any, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {**(extra or {}), "detail": detail, "status_code": status_code}
+
+
+async def genway_error_handler(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, GenwayError)
+    return JSONResponse(
+        error_body(exc.status_code, exc.detail, exc.extra),
+        status_code=exc.status_code,
+        headers=exc.headers,
+    )
+
+
+async def http_error_handler(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    return JSONResponse(
+        error_body(exc.status_code, exc.detail),
+        status_code=exc.status_code,
+        headers=getattr(exc, "headers", None),
+    )
+
+
+def _clean_validation_error(error: dict[str, Any]) -> dict[str, Any]:
+    # `input` may echo secrets (passwords) and `ctx`/`url` are noise for clients.
+    cleaned = {key: error[key] for key in ("type", "loc", "msg") if key in error}
+    return jsonable_encoder(cleaned)
+
+
+async def validation_error_handler(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    detail = [_clean_validation_error(dict(err)) for err in exc.errors()]
+    return JSONResponse(error_body(422, detail), status_code=422)
+
+
+async def unhandled_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    log.error(
+        "unhandled_error",
+        path=request.url.path,
+        request_id=getattr(request.state, "request_id", None),
+        exc_info=exc,
+    )
+    return JSONResponse(error_body(500, "Internal server error"), status_code=500)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(GenwayError, genway_error_handler)
+    app.add_exception_handler(StarletteHTTPException, http_error_handler)
+    app.add_exception_handler(RequestValidationError, validation_error_handler)
+    app.add_exception_handler(Exception, unhandled_error_handler)

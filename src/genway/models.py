@@ -1,0 +1,8 @@
+"""Every ORM model, imported in one place so metadata (and Alembic) sees them all."""
+
+from genway.auth.models import LoginSession, RefreshToken
+from genway.db import Base
+from genway.keys.models import APIKey
+from genway.orgs.models import Membership, Organization, User
+
+__all__ = ["APIKey", "Base", "LoginSession", "Membership", "Organization", "RefreshToken", "User"]

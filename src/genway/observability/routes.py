@@ -1,0 +1,39 @@
+"""`/health` (process and database) and `/metrics` (Prometheus)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+
+from genway import __version__
+from genway.db import Database
+
+router = APIRouter(tags=["health"])
+
+
+async def check_database(database: Database) -> dict[str, Any]:
+    started = time.perf_counter()
+    try:
+        async with database.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+    except Exception as exc:  # any driver error means the database is unusable
+        return {"status": "down", "error": type(exc).__name__}
+    return {"status": "ok", "latency_ms": round((time.perf_counter() - started) * 1000, 2)}
+
+
+@router.get("/health")
+async def health(request: Request) -> JSONResponse:
+    checks: dict[str, Any] = {"database": await check_database(request.app.state.db)}
+    healthy = all(check["status"] == "ok" for check in checks.values())
+    body = {"status": "ok" if healthy else "unavailable", "version": __version__, "checks": checks}
+    return JSONResponse(body, status_code=200 if healthy else 503)
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics(request: Request) -> Response:
+    return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
