@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from genway import __version__
+from genway.auth.cache import PrincipalCache
 from genway.auth.routes import router as auth_router
 from genway.config import Settings
 from genway.db import Database
@@ -33,6 +34,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         _ = settings.resolved_secret_key
         app.state.db = Database(settings.resolved_database_url)
         app.state.limiter = RateLimiter.from_settings(settings)
+        app.state.principal_cache = PrincipalCache(
+            app.state.db, enabled=settings.is_sqlite and not settings.redis_url
+        )
         try:
             yield
         finally:

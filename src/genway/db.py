@@ -10,7 +10,7 @@ from fastapi import Depends, Request
 from sqlalchemy import DateTime, MetaData, event
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import DeclarativeBase, ORMExecuteState, Session
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.types import TypeDecorator
 
@@ -77,13 +77,54 @@ def create_engine(url: str) -> AsyncEngine:
     return create_async_engine(url, pool_size=10, max_overflow=20, pool_recycle=1800)
 
 
+AUTH_TABLES = frozenset(
+    {"api_keys", "users", "memberships", "organizations", "login_sessions", "refresh_tokens"}
+)
+
+
+def _touches_auth(session: Session) -> bool:
+    changed = (*session.new, *session.dirty, *session.deleted)
+    return any(getattr(obj, "__tablename__", None) in AUTH_TABLES for obj in changed)
+
+
 class Database:
-    """The engine and its session factory, owned by the app or a worker process."""
+    """The engine and its session factory, owned by the app or a worker process.
+
+    `auth_generation` counts commits (through this object) that changed rows authentication
+    depends on; caches of principals compare against it.
+    """
 
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = create_engine(url)
-        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.auth_generation = 0
+
+        class TrackedSession(Session):
+            pass
+
+        event.listen(TrackedSession, "after_flush", self._note_auth_change)
+        event.listen(TrackedSession, "after_commit", self._bump_if_auth_changed)
+        event.listen(TrackedSession, "do_orm_execute", self._note_statement)
+        self.sessions = async_sessionmaker(
+            self.engine, expire_on_commit=False, sync_session_class=TrackedSession
+        )
+
+    @staticmethod
+    def _note_auth_change(session: Session, _context: object) -> None:
+        if _touches_auth(session):
+            session.info["auth_changed"] = True
+
+    @staticmethod
+    def _note_statement(state: ORMExecuteState) -> None:
+        # ORM-enabled UPDATE/DELETE by entity; Core statements on a bare Table (such as the
+        # last-used timestamp of a key) deliberately do not count.
+        if (state.is_update or state.is_delete) and state.bind_mapper is not None:
+            if state.bind_mapper.local_table.name in AUTH_TABLES:  # type: ignore[attr-defined]
+                state.session.info["auth_changed"] = True
+
+    def _bump_if_auth_changed(self, session: Session) -> None:
+        if session.info.pop("auth_changed", False):
+            self.auth_generation += 1
 
     @property
     def is_sqlite(self) -> bool:

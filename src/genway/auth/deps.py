@@ -6,7 +6,6 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Path, Request
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import HTTPConnection
 
 from genway.auth.permissions import Action, Role, can
@@ -18,12 +17,12 @@ from genway.auth.service import (
     ensure_org_active,
 )
 from genway.config import Settings
-from genway.db import SessionDep
+from genway.db import Database, SessionDep
 from genway.errors import Forbidden, NotFound, Unauthorized
 from genway.orgs.models import Membership, Organization
 
 
-def get_settings(request: HTTPConnection) -> Settings:
+async def get_settings(request: HTTPConnection) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
@@ -46,25 +45,26 @@ def credential_from_headers(request: HTTPConnection) -> str | None:
 
 
 async def authenticate(
-    request: HTTPConnection, session: AsyncSession, credential: str | None, settings: Settings
+    request: HTTPConnection, credential: str | None, settings: Settings
 ) -> Principal:
     """Resolve a credential to a principal and note who is calling, for the request log."""
     if credential is None:
         raise Unauthorized("Authentication required: send 'Authorization: Bearer <key>'")
+    database: Database = request.app.state.db
     if looks_like_api_key(credential):
-        principal = await authenticate_api_key(session, credential, settings)
+        cache = getattr(request.app.state, "principal_cache", None)
+        principal = await authenticate_api_key(database.sessions, credential, settings, cache)
     else:
-        principal = await authenticate_access_token(session, credential, settings)
+        async with database.sessions() as session:
+            principal = await authenticate_access_token(session, credential, settings)
     request.state.user_id = principal.user_id
     if principal.key_org is not None:
         request.state.org_id = principal.key_org.id
     return principal
 
 
-async def current_principal(
-    request: Request, session: SessionDep, settings: SettingsDep
-) -> Principal:
-    return await authenticate(request, session, credential_from_headers(request), settings)
+async def current_principal(request: Request) -> Principal:
+    return await authenticate(request, credential_from_headers(request), request.app.state.settings)
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]

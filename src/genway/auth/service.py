@@ -6,8 +6,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from genway.auth.cache import CachedKey, PrincipalCache
 from genway.auth.models import LoginSession, RefreshToken
 from genway.auth.passwords import hash_password, verify_password
 from genway.auth.permissions import Role
@@ -36,10 +37,35 @@ def ensure_org_active(org: Organization) -> None:
 
 
 async def authenticate_api_key(
-    session: AsyncSession, api_key: str, settings: Settings
+    sessions: async_sessionmaker[AsyncSession],
+    api_key: str,
+    settings: Settings,
+    cache: PrincipalCache | None = None,
 ) -> Principal:
-    """The principal behind an API key. Raises Unauthorized or Forbidden (suspended org)."""
+    """The principal behind an API key. Raises Unauthorized or Forbidden (suspended org).
+
+    Opens a database session only when the cache cannot answer (or last use must be recorded).
+    """
     key_hash = hash_secret(api_key)
+    now = utcnow()
+    cached = cache.get(key_hash, now) if cache is not None else None
+    if cached is not None:
+        cached.last_used_at = await _touch_key(
+            sessions, cached.principal.key_id, cached.last_used_at, now, settings
+        )
+        return cached.principal
+    generation = cache.database.auth_generation if cache is not None else 0
+    async with sessions() as session:
+        principal, key = await _load_key_principal(session, api_key, key_hash, now)
+    touched = await _touch_key(sessions, key.id, key.last_used_at, now, settings)
+    if cache is not None:
+        cache.put(key_hash, CachedKey(principal, generation, key.expires_at, touched))
+    return principal
+
+
+async def _load_key_principal(
+    session: AsyncSession, api_key: str, key_hash: str, now: datetime
+) -> tuple[Principal, APIKey]:
     row = (
         await session.execute(
             select(APIKey, User, Organization, Membership.role)
@@ -55,7 +81,6 @@ async def authenticate_api_key(
     if row is None or not secret_matches(api_key, row[0].key_hash):
         raise Unauthorized("Invalid API key")
     key, user, org, member_role = row
-    now = utcnow()
     if key.revoked_at is not None:
         raise Unauthorized("API key has been revoked")
     if key.expires_at is not None and key.expires_at <= now:
@@ -65,17 +90,30 @@ async def authenticate_api_key(
     if member_role is None:
         raise Unauthorized("API key owner is no longer a member of its organization")
     ensure_org_active(org)
-    await _touch_key(session, key, now, settings.key_last_used_resolution_s)
     role = Role(key.role).at_most(Role(member_role))
-    return Principal(user=user, method=AuthMethod.API_KEY, key_id=key.id, key_org=org, key_role=role)
+    principal = Principal(
+        user=user, method=AuthMethod.API_KEY, key_id=key.id, key_org=org, key_role=role
+    )
+    return principal, key
 
 
-async def _touch_key(session: AsyncSession, key: APIKey, now: datetime, resolution_s: int) -> None:
-    # Writing on every request would serialize reads behind writes; minute resolution is enough.
-    if key.last_used_at is not None and now - key.last_used_at < timedelta(seconds=resolution_s):
-        return
-    await session.execute(update(APIKey).where(APIKey.id == key.id).values(last_used_at=now))
-    await session.commit()
+async def _touch_key(
+    sessions: async_sessionmaker[AsyncSession],
+    key_id: int | None,
+    last_used_at: datetime | None,
+    now: datetime,
+    settings: Settings,
+) -> datetime | None:
+    """Record use at most once per resolution period: writing on every request would put a
+    write behind every read. Returns the last-used time now on record."""
+    resolution = timedelta(seconds=settings.key_last_used_resolution_s)
+    if last_used_at is not None and now - last_used_at < resolution:
+        return last_used_at
+    table = APIKey.__table__
+    async with sessions() as session:
+        await session.execute(update(table).where(table.c.id == key_id).values(last_used_at=now))
+        await session.commit()
+    return now
 
 
 async def authenticate_access_token(

@@ -20,7 +20,7 @@ class PageParams(BaseModel):
     limit: int = MAX_LIMIT
 
 
-def page_params(
+async def page_params(
     skip: Annotated[int, Query(ge=0, description="Items to skip")] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size, at most 100")] = MAX_LIMIT,
 ) -> PageParams:

@@ -48,14 +48,25 @@ class RequestContextMiddleware:
         state: dict[str, Any] = scope.setdefault("state", {})
         state["request_id"] = request_id
         started = time.perf_counter()
-        status_holder = {"status": 500}
+        status = 500
+        recorded = False
+
+        def record() -> None:
+            nonlocal recorded
+            if not recorded:
+                recorded = True
+                self._record(scope, state, request_id, status, started)
 
         async def send_with_id(message: Message) -> None:
+            nonlocal status
             if message["type"] == "http.response.start":
-                status_holder["status"] = message["status"]
+                status = message["status"]
                 headers = list(message.get("headers", []))
                 headers.append((REQUEST_ID_HEADER, request_id.encode()))
                 message = {**message, "headers": headers}
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                # Record before the last byte leaves, so a client's next request sees it.
+                record()
             await send(message)
 
         structlog.contextvars.bind_contextvars(request_id=request_id)
@@ -63,7 +74,7 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send_with_id)
         finally:
             structlog.contextvars.unbind_contextvars("request_id")
-            self._record(scope, state, request_id, status_holder["status"], started)
+            record()
 
     def _record(
         self, scope: Scope, state: dict[str, Any], request_id: str, status: int, started: float

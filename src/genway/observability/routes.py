@@ -26,6 +26,12 @@ async def check_database(database: Database) -> dict[str, Any]:
     return {"status": "ok", "latency_ms": round((time.perf_counter() - started) * 1000, 2)}
 
 
+@router.get("/health/live")
+async def liveness() -> dict[str, str]:
+    """The process answers; touches nothing else (for liveness probes and overhead baselines)."""
+    return {"status": "ok"}
+
+
 @router.get("/health")
 async def health(request: Request) -> JSONResponse:
     checks: dict[str, Any] = {"database": await check_database(request.app.state.db)}

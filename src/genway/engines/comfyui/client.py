@@ -1,0 +1,424 @@
+"""An async client of one ComfyUI server: its HTTP API (httpx) and its WebSocket (websockets).
+
+Use one `client_id` per job: ComfyUI routes a prompt's messages to the socket of the
+`client_id` it was submitted with, and a second socket with the same id silently replaces the
+first. `watch` survives a dropped WebSocket by polling `/history/{prompt_id}`; anything that says
+the server itself is gone raises `BackendUnavailable`, so the caller can run the job elsewhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import structlog
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+
+from genway.engines.comfyui.errors import (
+    BackendUnavailable,
+    ComfyUIError,
+    ExecutionFailed,
+    Interrupted,
+    NodeErrors,
+    PromptLost,
+    UnexpectedResponse,
+)
+from genway.engines.comfyui.protocol import (
+    ExecutionEnded,
+    ExecutionError,
+    ExecutionInterrupted,
+    HistoryEntry,
+    ImageRef,
+    QueueState,
+    QueueStatus,
+    ServerEvent,
+    parse_binary_frame,
+    parse_text_frame,
+)
+
+__all__ = [
+    "BackendUnavailable",
+    "ComfyUIClient",
+    "ComfyUIError",
+    "ExecutionFailed",
+    "FellBackToPolling",
+    "Finished",
+    "Interrupted",
+    "NodeErrors",
+    "PromptLost",
+    "SubmittedPrompt",
+    "UnexpectedResponse",
+    "UploadedImage",
+    "WatchEvent",
+]
+
+log = structlog.get_logger("genway.engines.comfyui")
+
+MAX_FRAME_BYTES = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class SubmittedPrompt:
+    """ComfyUI's answer to `POST /prompt`; `node_errors` lists outputs it dropped."""
+
+    prompt_id: str
+    number: float
+    node_errors: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class UploadedImage:
+    """Where `/upload/image` put a file. `reference` is the value for a LoadImage `image` input."""
+
+    name: str
+    subfolder: str
+    type: str
+
+    @property
+    def reference(self) -> str:
+        return f"{self.subfolder}/{self.name}" if self.subfolder else self.name
+
+
+@dataclass(frozen=True)
+class FellBackToPolling:
+    """The WebSocket was lost or never opened; `watch` now polls `/history/{prompt_id}`."""
+
+    prompt_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Finished:
+    """The prompt succeeded; `history` holds its outputs. Always `watch`'s last event."""
+
+    prompt_id: str
+    history: HistoryEntry
+
+    @property
+    def images(self) -> list[ImageRef]:
+        return self.history.images
+
+
+WatchEvent = ServerEvent | FellBackToPolling | Finished
+
+
+class ComfyUIClient:
+    """One ComfyUI server. Timeouts are seconds; `headers` go on HTTP and WebSocket requests."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout: float = 30.0,
+        connect_timeout: float = 5.0,
+        poll_interval: float = 1.0,
+        liveness_interval: float = 15.0,
+        max_poll_failures: int = 3,
+        headers: Mapping[str, str] | None = None,
+        http: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.connect_timeout = connect_timeout
+        self.poll_interval = poll_interval
+        self.liveness_interval = liveness_interval
+        self.max_poll_failures = max_poll_failures
+        self._headers = dict(headers or {})
+        self._owns_http = http is None
+        self._http = http or httpx.AsyncClient(
+            base_url=self.base_url,
+            headers=self._headers,
+            timeout=httpx.Timeout(timeout, connect=connect_timeout),
+        )
+
+    async def aclose(self) -> None:
+        """Close the HTTP connection pool (unless it was passed in)."""
+        if self._owns_http:
+            await self._http.aclose()
+
+    async def __aenter__(self) -> ComfyUIClient:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.aclose()
+
+    async def submit(
+        self,
+        workflow: Mapping[str, Any],
+        client_id: str,
+        prompt_id: str | None = None,
+        *,
+        extra_data: Mapping[str, Any] | None = None,
+    ) -> SubmittedPrompt:
+        """Queue an API-format workflow. Raises NodeErrors (400) or BackendUnavailable."""
+        body: dict[str, Any] = {"prompt": dict(workflow), "client_id": client_id}
+        if prompt_id is not None:
+            body["prompt_id"] = prompt_id
+        if extra_data:
+            body["extra_data"] = dict(extra_data)
+        response = await self._request("POST", "/prompt", json=body)
+        if response.status_code == 400:
+            payload = self._json(response)
+            if isinstance(payload, dict) and "error" in payload:
+                raise NodeErrors(payload["error"], payload.get("node_errors") or {})
+        data = self._json(self._ok(response))
+        return SubmittedPrompt(
+            str(data["prompt_id"]), float(data.get("number", 0)), data.get("node_errors") or {}
+        )
+
+    async def history(self, prompt_id: str) -> HistoryEntry | None:
+        """The prompt's history entry, or None while it is queued, running or unknown."""
+        response = self._ok(await self._request("GET", f"/history/{quote(prompt_id, safe='')}"))
+        entry = self._json(response).get(prompt_id)
+        return None if entry is None else HistoryEntry.from_json(prompt_id, entry)
+
+    async def view(self, filename: str, subfolder: str = "", type: str = "output") -> bytes:
+        """The bytes of an output, input or temp file. Raises UnexpectedResponse (404)."""
+        params = {"filename": filename, "subfolder": subfolder, "type": type}
+        return self._ok(await self._request("GET", "/view", params=params)).content
+
+    async def upload_image(
+        self,
+        data: bytes,
+        filename: str,
+        subfolder: str | None = None,
+        overwrite: bool = True,
+        *,
+        type: str = "input",
+    ) -> UploadedImage:
+        """Store an image in ComfyUI's input folder (or `type`) for LoadImage to read."""
+        form = {"type": type, "overwrite": "true" if overwrite else "false"}
+        if subfolder:
+            form["subfolder"] = subfolder
+        files = {"image": (filename, data, "application/octet-stream")}
+        response = await self._request("POST", "/upload/image", data=form, files=files)
+        payload = self._json(self._ok(response))
+        return UploadedImage(
+            str(payload["name"]), str(payload.get("subfolder", "")), str(payload.get("type", type))
+        )
+
+    async def interrupt(self, prompt_id: str | None = None) -> None:
+        """Interrupt the running prompt; with `prompt_id`, only if that one is running.
+
+        ComfyUI acts between nodes (and between sampler steps), so the prompt may keep running
+        for the rest of the current node; `watch` reports `Interrupted` when it stops.
+        """
+        body = {"prompt_id": prompt_id} if prompt_id else {}
+        self._ok(await self._request("POST", "/interrupt", json=body))
+
+    async def delete_from_queue(self, prompt_ids: Iterable[str]) -> None:
+        """Remove pending prompts (a running prompt is not affected)."""
+        body = {"delete": list(prompt_ids)}
+        self._ok(await self._request("POST", "/queue", json=body))
+
+    async def cancel(self, prompt_id: str) -> None:
+        """Remove the prompt if pending, interrupt it if running; no effect once finished."""
+        await self.delete_from_queue([prompt_id])
+        queue = await self.queue()
+        # Only interrupt when it is ours that runs: servers that ignore `prompt_id` in
+        # /interrupt would otherwise stop another job's prompt.
+        if any(item.prompt_id == prompt_id for item in queue.running):
+            await self.interrupt(prompt_id)
+
+    async def queue(self) -> QueueState:
+        """The running and pending prompts."""
+        return QueueState.from_json(self._json(self._ok(await self._request("GET", "/queue"))))
+
+    async def system_stats(self) -> dict[str, Any]:
+        """`/system_stats`: versions, RAM and devices."""
+        return self._json(self._ok(await self._request("GET", "/system_stats")))
+
+    async def object_info(self, node_class: str | None = None) -> dict[str, Any]:
+        """`/object_info`: the node classes the server knows, with their inputs and outputs."""
+        path = "/object_info" if node_class is None else f"/object_info/{quote(node_class)}"
+        return self._json(self._ok(await self._request("GET", path)))
+
+    async def watch(self, prompt_id: str, client_id: str) -> AsyncIterator[WatchEvent]:
+        """Events of one prompt until it ends; the last one is `Finished`.
+
+        Raises ExecutionFailed, Interrupted or BackendUnavailable (unreachable during
+        `max_poll_failures` polls, or restarted and the prompt lost). Connecting late is fine:
+        a prompt that already finished is read from `/history`.
+        """
+        reason = "WebSocket closed"
+        try:
+            socket = await self._open_socket(client_id)
+        except BackendUnavailable as exc:
+            socket, reason = None, exc.reason
+        if socket is not None:
+            follower = _SocketFollower(self, socket, prompt_id)
+            try:
+                async for event in follower.events():
+                    yield event
+            finally:
+                await socket.close()
+            if follower.finished:
+                return
+            reason = follower.drop_reason
+        log.warning(
+            "comfyui_ws_fallback", base_url=self.base_url, prompt_id=prompt_id, reason=reason
+        )
+        yield FellBackToPolling(prompt_id, reason)
+        yield await self.poll_until_finished(prompt_id)
+
+    async def poll_until_finished(self, prompt_id: str) -> Finished:
+        """Poll `/history/{prompt_id}` until the prompt ends, tolerating brief outages."""
+        failures = 0
+        while True:
+            try:
+                entry = await self.probe(prompt_id)
+                failures = 0
+                if entry is not None:
+                    return finish(entry)
+            except PromptLost:
+                raise
+            except BackendUnavailable:
+                failures += 1
+                if failures >= self.max_poll_failures:
+                    raise
+            await asyncio.sleep(self.poll_interval)
+
+    async def probe(self, prompt_id: str) -> HistoryEntry | None:
+        """The history entry if the prompt ended, None if it is queued or running.
+
+        Raises PromptLost when the server knows nothing of it (it restarted).
+        """
+        entry = await self.history(prompt_id)
+        if entry is not None:
+            return entry
+        if (await self.queue()).contains(prompt_id):
+            return None
+        # It may have finished between the two reads.
+        entry = await self.history(prompt_id)
+        if entry is None:
+            raise PromptLost(self.base_url, f"prompt {prompt_id} is neither queued nor in history")
+        return entry
+
+    async def _open_socket(self, client_id: str) -> ClientConnection:
+        scheme, rest = self.base_url.split("://", 1)
+        url = f"{'wss' if scheme == 'https' else 'ws'}://{rest}/ws?clientId={quote(client_id)}"
+        try:
+            return await connect(
+                url,
+                additional_headers=self._headers or None,
+                open_timeout=self.connect_timeout,
+                max_size=MAX_FRAME_BYTES,
+            )
+        except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as exc:
+            raise BackendUnavailable(self.base_url, f"WebSocket: {exc!r}") from exc
+
+    async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = await self._http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise BackendUnavailable(self.base_url, f"{method} {path}: {exc!r}") from exc
+        if response.status_code >= 500:
+            reason = f"{method} {path} answered {response.status_code}"
+            raise BackendUnavailable(self.base_url, reason)
+        return response
+
+    def _ok(self, response: httpx.Response) -> httpx.Response:
+        if response.status_code >= 400:
+            raise UnexpectedResponse(self.base_url, response.status_code, response.text)
+        return response
+
+    def _json(self, response: httpx.Response) -> dict[str, Any]:
+        try:
+            data = response.json()
+        except ValueError as exc:
+            raise UnexpectedResponse(self.base_url, response.status_code, response.text) from exc
+        if not isinstance(data, dict):
+            raise UnexpectedResponse(self.base_url, response.status_code, response.text)
+        return data
+
+
+def finish(entry: HistoryEntry) -> Finished:
+    """`Finished` for a successful history entry; raises ExecutionFailed or Interrupted."""
+    if entry.succeeded:
+        return Finished(entry.prompt_id, entry)
+    interrupted = entry.message("execution_interrupted")
+    if interrupted is not None:
+        stop = ExecutionInterrupted.from_json({"prompt_id": entry.prompt_id, **interrupted})
+        raise Interrupted(entry.prompt_id, stop.node_id, stop.node_type)
+    error = entry.message("execution_error")
+    if error is not None:
+        raise _failed(ExecutionError.from_json({"prompt_id": entry.prompt_id, **error}))
+    raise ExecutionFailed(entry.prompt_id, "", "", f"ended with status {entry.status_str}")
+
+
+def _failed(error: ExecutionError) -> ExecutionFailed:
+    return ExecutionFailed(
+        error.prompt_id,
+        error.node_id,
+        error.node_type,
+        error.exception_message,
+        error.exception_type,
+        error.traceback,
+    )
+
+
+class _SocketFollower:
+    """Reads one prompt's messages from an open socket until it ends or the socket is lost."""
+
+    def __init__(self, client: ComfyUIClient, socket: ClientConnection, prompt_id: str) -> None:
+        self.client, self.socket, self.prompt_id = client, socket, prompt_id
+        self.finished = False
+        self.drop_reason = ""
+
+    async def events(self) -> AsyncIterator[WatchEvent]:
+        try:
+            # The socket is open before this read, so nothing that ends later can be missed.
+            entry = await self.client.history(self.prompt_id)
+            if entry is not None:
+                self.finished = True
+                yield finish(entry)
+                return
+            async for event in self._messages():
+                yield event
+        except PromptLost:
+            raise
+        except BackendUnavailable as exc:
+            self.drop_reason = exc.reason
+
+    async def _messages(self) -> AsyncIterator[WatchEvent]:
+        while True:
+            try:
+                frame = await asyncio.wait_for(self.socket.recv(), self.client.liveness_interval)
+            except TimeoutError:
+                # A long node sends nothing; make sure the server and the prompt still exist.
+                entry = await self.client.probe(self.prompt_id)
+                if entry is not None:
+                    self.finished = True
+                    yield finish(entry)
+                    return
+                continue
+            except ConnectionClosed as exc:
+                self.drop_reason = f"WebSocket closed: {exc}"
+                return
+            event = (
+                parse_binary_frame(frame) if isinstance(frame, bytes) else parse_text_frame(frame)
+            )
+            if event is None or isinstance(event, QueueStatus) or not self._ours(event):
+                continue
+            if isinstance(event, ExecutionError):
+                raise _failed(event)
+            if isinstance(event, ExecutionInterrupted):
+                raise Interrupted(event.prompt_id, event.node_id, event.node_type)
+            if isinstance(event, ExecutionEnded):
+                entry = await self.client.history(self.prompt_id)
+                if entry is None:
+                    self.drop_reason = "history not written after the prompt ended"
+                    return
+                self.finished = True
+                yield finish(entry)
+                return
+            yield event
+
+    def _ours(self, event: ServerEvent) -> bool:
+        # Frames without a prompt id (plain previews, text) belong to this socket's only job.
+        prompt_id = getattr(event, "prompt_id", None)
+        return prompt_id is None or prompt_id == self.prompt_id

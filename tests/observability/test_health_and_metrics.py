@@ -1,0 +1,87 @@
+"""Health, request ids, metrics labelled by route template, error bodies and body limits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from genway.app import create_app
+from genway.config import Settings
+from tests.support import Tenant, live_server
+
+
+async def test_health_ok(client: httpx.AsyncClient):
+    response = await client.get("/health")
+    assert response.status_code == 200
+    assert response.json()["checks"]["database"]["status"] == "ok"
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["sqlite+aiosqlite:////nonexistent-dir/genway.db", "postgresql+asyncpg://postgres@127.0.0.1:1/x"],
+)
+async def test_health_503_when_database_down(url: str, tmp_path: Path):
+    settings = Settings(data_dir=tmp_path, database_url=url, secret_key="k" * 40)
+    async with live_server(create_app(settings)) as base:
+        async with httpx.AsyncClient(base_url=base) as client:
+            response = await client.get("/health")
+    assert response.status_code == 503
+    assert response.json()["checks"]["database"]["status"] == "down"
+
+
+async def test_request_id_echoed_or_generated(client: httpx.AsyncClient):
+    echoed = await client.get("/health", headers={"X-Request-ID": "abc-123"})
+    assert echoed.headers["x-request-id"] == "abc-123"
+    generated = await client.get("/health")
+    assert len(generated.headers["x-request-id"]) == 32
+    hostile = await client.get("/health", headers={"X-Request-ID": "bad id\twith spaces"})
+    assert hostile.headers["x-request-id"] != "bad id\twith spaces"
+
+
+async def test_metrics_use_route_templates(client: httpx.AsyncClient, tenant: Tenant):
+    await client.get(f"/v1/organizations/{tenant.org_id}/users/{tenant.owner_id}", headers=tenant.headers)
+    text = (await client.get("/metrics")).text
+    assert 'route="/v1/organizations/{org_id}/users/{user_id}"' in text
+    assert f"/v1/organizations/{tenant.org_id}/" not in text
+    assert "genway_http_request_duration_seconds_bucket" in text
+
+
+async def test_errors_have_one_shape_and_unknown_fields_are_rejected(
+    client: httpx.AsyncClient, tenant: Tenant
+):
+    missing = await client.get("/no-such-route")
+    assert missing.status_code == 404 and missing.json() == {"detail": "Not Found", "status_code": 404}
+    unknown_field = await client.post(
+        f"/v1/organizations/{tenant.org_id}/api-keys",
+        json={"name": "x", "admin": True},
+        headers=tenant.headers,
+    )
+    assert unknown_field.status_code == 422
+    assert unknown_field.json()["detail"][0]["loc"] == ["body", "admin"]
+    broken_json = await client.post(
+        "/api/v1/auth/login", content=b"{not json", headers={"content-type": "application/json"}
+    )
+    assert broken_json.status_code == 422 and broken_json.json()["status_code"] == 422
+
+
+async def test_json_bodies_over_limit_get_413(client: httpx.AsyncClient, tenant: Tenant):
+    big = b'{"name": "' + b"x" * (1024 * 1024 + 10) + b'"}'
+    declared = await client.post(
+        f"/v1/organizations/{tenant.org_id}/api-keys",
+        content=big,
+        headers={**tenant.headers, "content-type": "application/json"},
+    )
+    assert declared.status_code == 413 and declared.json()["status_code"] == 413
+
+    async def chunks():
+        for start in range(0, len(big), 65536):
+            yield big[start : start + 65536]
+
+    streamed = await client.post(
+        f"/v1/organizations/{tenant.org_id}/api-keys",
+        content=chunks(),
+        headers={**tenant.headers, "content-type": "application/json"},
+    )
+    assert streamed.status_code == 413

@@ -1,0 +1,165 @@
+"""Organizations, users and members through the canonical API."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+
+from genway.auth.permissions import Role
+from tests.support import PASSWORD, Tenant, bearer, login
+
+
+async def test_users_me_and_organizations_page_shape(client: httpx.AsyncClient, tenant: Tenant):
+    me = await client.get("/v1/users/me", headers=tenant.headers)
+    assert me.status_code == 200
+    user = me.json()
+    assert user["id"] == tenant.owner_id
+    assert user["github_user_id"] == "" and user["github_username"] == ""
+    assert {"avatar_url", "full_name", "email"} <= user.keys()
+    orgs = await client.get("/v1/organizations", headers=tenant.headers)
+    assert orgs.status_code == 200
+    page = orgs.json()
+    assert set(page) == {"items", "total", "page", "size", "pages"}
+    assert page["total"] == 1 and page["items"][0]["id"] == tenant.org_id
+    assert page["items"][0]["settings"] == {
+        "enable_pr_creation": True,
+        "enable_rules_detection": True,
+    }
+
+
+async def test_users_pagination_with_skip_and_limit(client: httpx.AsyncClient, tenant: Tenant):
+    for _ in range(4):
+        await tenant.add_member(Role.MEMBER)
+    base = f"/v1/organizations/{tenant.org_id}/users"
+    first = (await client.get(base, params={"limit": 2}, headers=tenant.headers)).json()
+    assert first["total"] == 5 and first["page"] == 1 and first["size"] == 2 and first["pages"] == 3
+    third = (await client.get(base, params={"skip": 4, "limit": 2}, headers=tenant.headers)).json()
+    assert third["page"] == 3 and len(third["items"]) == 1
+    ids = [u["id"] for u in first["items"]] + [u["id"] for u in third["items"]]
+    assert len(set(ids)) == 3
+    too_big = await client.get(base, params={"limit": 101}, headers=tenant.headers)
+    assert too_big.status_code == 422 and too_big.json()["detail"][0]["loc"] == ["query", "limit"]
+    negative = await client.get(base, params={"skip": -1}, headers=tenant.headers)
+    assert negative.status_code == 422
+
+
+async def test_get_user_in_org_and_not_outside(
+    client: httpx.AsyncClient, tenant: Tenant, other_tenant: Tenant
+):
+    base = f"/v1/organizations/{tenant.org_id}/users"
+    own = await client.get(f"{base}/{tenant.owner_id}", headers=tenant.headers)
+    assert own.status_code == 200 and own.json()["email"] == tenant.owner_email
+    outsider = await client.get(f"{base}/{other_tenant.owner_id}", headers=tenant.headers)
+    assert outsider.status_code == 404
+    bad_id = await client.get(f"{base}/not-a-number", headers=tenant.headers)
+    assert bad_id.status_code == 422
+
+
+async def test_members_add_change_remove_and_last_owner(client: httpx.AsyncClient, tenant: Tenant):
+    base = f"/v1/organizations/{tenant.org_id}/members"
+    registered = await client.post(
+        "/api/v1/auth/register", json={"email": "joiner@example.com", "password": PASSWORD}
+    )
+    joiner_id = registered.json()["id"]
+    added = await client.post(
+        base, json={"email": "joiner@example.com", "role": "viewer"}, headers=tenant.headers
+    )
+    assert added.status_code == 201 and added.json()["role"] == "viewer"
+    again = await client.post(base, json={"email": "joiner@example.com"}, headers=tenant.headers)
+    assert again.status_code == 409
+    unknown = await client.post(base, json={"email": "nobody@example.com"}, headers=tenant.headers)
+    assert unknown.status_code == 404 and "register" in unknown.json()["detail"]
+
+    tokens = await login(client, "joiner@example.com")
+    users = await client.get(
+        f"/v1/organizations/{tenant.org_id}/users", headers=bearer(tokens["access_token"])
+    )
+    assert users.status_code == 200 and users.json()["total"] == 2
+
+    promoted = await client.patch(f"{base}/{joiner_id}", json={"role": "admin"}, headers=tenant.headers)
+    assert promoted.status_code == 200 and promoted.json()["role"] == "admin"
+    members = await client.get(base, headers=tenant.headers)
+    assert {m["role"] for m in members.json()["items"]} == {"owner", "admin"}
+
+    demote_owner = await client.patch(
+        f"{base}/{tenant.owner_id}", json={"role": "member"}, headers=tenant.headers
+    )
+    assert demote_owner.status_code == 409
+    remove_owner = await client.delete(f"{base}/{tenant.owner_id}", headers=tenant.headers)
+    assert remove_owner.status_code == 409
+    admin_headers = bearer(tokens["access_token"])
+    admin_touch_owner = await client.delete(f"{base}/{tenant.owner_id}", headers=admin_headers)
+    assert admin_touch_owner.status_code == 403
+
+    # With a second owner, the first may step down.
+    await client.patch(f"{base}/{joiner_id}", json={"role": "owner"}, headers=tenant.headers)
+    stepped_down = await client.patch(
+        f"{base}/{tenant.owner_id}", json={"role": "admin"}, headers=tenant.headers
+    )
+    assert stepped_down.status_code == 200
+    removed = await client.delete(f"{base}/{tenant.owner_id}", headers=admin_headers)
+    assert removed.status_code == 204
+    gone = await client.get(f"{base}/{tenant.owner_id}", headers=admin_headers)
+    assert gone.status_code == 404
+
+
+async def test_only_owner_changes_org_and_tier(client: httpx.AsyncClient, tenant: Tenant):
+    _admin_id, admin_key = await tenant.add_member(Role.ADMIN)
+    url = f"/v1/organizations/{tenant.org_id}"
+    refused = await client.patch(url, json={"tier": "enterprise"}, headers=bearer(admin_key))
+    assert refused.status_code == 403
+    changed = await client.patch(
+        url,
+        json={"tier": "enterprise", "display_name": "Acme", "settings": {"enable_pr_creation": False}},
+        headers=tenant.headers,
+    )
+    assert changed.status_code == 200
+    body = changed.json()
+    assert body["tier"] == "enterprise" and body["display_name"] == "Acme"
+    assert body["settings"] == {"enable_pr_creation": False, "enable_rules_detection": True}
+    bad_tier = await client.patch(url, json={"tier": "platinum"}, headers=tenant.headers)
+    assert bad_tier.status_code == 422
+
+
+async def test_logged_in_user_creates_an_organization(client: httpx.AsyncClient):
+    await client.post(
+        "/api/v1/auth/register", json={"email": "founder@example.com", "password": PASSWORD}
+    )
+    headers = bearer((await login(client, "founder@example.com"))["access_token"])
+    created = await client.post(
+        "/v1/organizations", json={"name": "founders", "display_name": "Founders"}, headers=headers
+    )
+    assert created.status_code == 201
+    org_id = created.json()["id"]
+    members = await client.get(f"/v1/organizations/{org_id}/members", headers=headers)
+    assert members.json()["items"][0]["role"] == "owner"
+    taken = await client.post("/v1/organizations", json={"name": "founders"}, headers=headers)
+    assert taken.status_code == 409
+    invalid = await client.post("/v1/organizations", json={"name": "Bad Name!"}, headers=headers)
+    assert invalid.status_code == 422
+
+
+async def test_codegen_official_client_lists_orgs_and_users(server: str, tenant: Tenant):
+    import codegen_api_client as cg
+
+    def use_client() -> tuple[object, object, object]:
+        configuration = cg.Configuration(host=server)
+        with cg.ApiClient(configuration) as api:
+            auth = f"Bearer {tenant.key}"
+            orgs = cg.OrganizationsApi(api).get_organizations_v1_organizations_get(
+                authorization=auth
+            )
+            users = cg.UsersApi(api).get_users_v1_organizations_org_id_users_get(
+                org_id=str(tenant.org_id), authorization=auth
+            )
+            user = cg.UsersApi(api).get_user_v1_organizations_org_id_users_user_id_get(
+                org_id=str(tenant.org_id), user_id=str(tenant.owner_id), authorization=auth
+            )
+            return orgs, users, user
+
+    orgs, users, user = await asyncio.to_thread(use_client)
+    assert orgs.items[0].id == tenant.org_id  # type: ignore[attr-defined]
+    assert orgs.items[0].settings.enable_pr_creation is True  # type: ignore[attr-defined]
+    assert users.total == 1 and users.items[0].email == tenant.owner_email  # type: ignore[attr-defined]
+    assert user.id == tenant.owner_id and user.github_username == ""  # type: ignore[attr-defined]

@@ -1,0 +1,94 @@
+"""The `genway` CLI: org, key and user creation, JSON output, clear errors."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from genway.app import create_app
+from genway.cli import app as cli
+from genway.config import Settings
+from tests.support import bearer, live_server
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def cli_env(monkeypatch: pytest.MonkeyPatch, database_url: str, tmp_path: Path) -> Settings:
+    monkeypatch.setenv("GENWAY_DATABASE_URL", database_url)
+    monkeypatch.setenv("GENWAY_DATA_DIR", str(tmp_path / "data"))
+    return Settings()
+
+
+def invoke(*args: str, stdin: str | None = None):
+    return runner.invoke(cli, list(args), input=stdin)
+
+
+def get_me(settings: Settings, key: str) -> httpx.Response:
+    async def call() -> httpx.Response:
+        async with live_server(create_app(settings)) as url:
+            async with httpx.AsyncClient(base_url=url) as client:
+                return await client.get("/v1/users/me", headers=bearer(key))
+
+    return asyncio.run(call())
+
+
+def test_orgs_create_json_prints_a_working_key(cli_env: Settings):
+    result = invoke("orgs", "create", "--name", "acme", "--owner-email", "o@acme.io", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert set(data) == {"organization_id", "user_id", "api_key"}
+    assert isinstance(data["organization_id"], int) and data["api_key"].startswith("gw_")
+    response = get_me(cli_env, data["api_key"])
+    assert response.status_code == 200 and response.json()["email"] == "o@acme.io"
+
+
+def test_keys_create_for_a_member_with_role(cli_env: Settings):
+    org = json.loads(
+        invoke("orgs", "create", "--name", "beta", "--owner-email", "b@beta.io", "--json").stdout
+    )
+    result = invoke(
+        "keys", "create", "--org", str(org["organization_id"]), "--email", "b@beta.io",
+        "--role", "viewer", "--json",
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert set(data) == {"api_key", "key_id"}
+    assert get_me(cli_env, data["api_key"]).status_code == 200
+
+
+def test_users_create_with_password_from_stdin(cli_env: Settings):
+    result = invoke(
+        "users", "create", "--email", "admin@x.io", "--password-stdin", "--platform-admin",
+        "--json", stdin="a-long-password\n",
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["platform_admin"] is True
+
+
+@pytest.mark.parametrize(
+    ("args", "stdin", "message"),
+    [
+        (("orgs", "create", "--name", "Bad Name", "--owner-email", "x@y.io"), None, "name"),
+        (("keys", "create", "--org", "999", "--email", "nobody@x.io"), None, "No user"),
+        (("users", "create", "--email", "not-an-email"), None, "valid email"),
+        (("users", "create", "--email", "s@x.io", "--password-stdin"), "short\n", "at least"),
+        (("migrate", "--revision", "nope"), None, "Unknown migration revision"),
+    ],
+)
+def test_cli_errors_are_one_clear_line(cli_env: Settings, args, stdin, message):
+    result = invoke(*args, stdin=stdin)
+    assert result.exit_code == 1
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_duplicate_org_name_fails(cli_env: Settings):
+    assert invoke("orgs", "create", "--name", "dup", "--owner-email", "d@x.io").exit_code == 0
+    again = invoke("orgs", "create", "--name", "dup", "--owner-email", "d@x.io")
+    assert again.exit_code == 1 and "already exists" in again.output
