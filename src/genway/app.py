@@ -11,7 +11,9 @@ from genway import __version__
 from genway.auth.cache import PrincipalCache
 from genway.auth.routes import router as auth_router
 from genway.config import Settings
-from genway.db import Database
+from genway.jobs.legacy_routes import router as legacy_jobs_router
+from genway.jobs.legacy_routes import ws_router as jobs_ws_router
+from genway.jobs.routes import router as jobs_router
 from genway.errors import install_error_handlers
 from genway.keys.routes import router as keys_router
 from genway.kit.body_limit import BodyLimitMiddleware
@@ -21,6 +23,8 @@ from genway.observability.middleware import RequestContextMiddleware
 from genway.observability.routes import router as observability_router
 from genway.orgs.routes import router as orgs_router
 from genway.ratelimit.limiter import RateLimiter
+from genway.worker.runner import running_worker
+from genway.worker.service import build_worker, runtime
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -32,15 +36,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.ensure_data_dir()
         _ = settings.resolved_secret_key
-        app.state.db = Database(settings.resolved_database_url)
-        app.state.limiter = RateLimiter.from_settings(settings)
-        app.state.principal_cache = PrincipalCache(
-            app.state.db, enabled=settings.is_sqlite and not settings.redis_url
-        )
-        try:
-            yield
-        finally:
-            await app.state.db.dispose()
+        async with runtime(settings) as rt:
+            app.state.db = rt.database
+            app.state.broadcaster = rt.broadcaster
+            app.state.wakeup = rt.wakeup
+            app.state.limiter = RateLimiter.from_settings(settings)
+            app.state.principal_cache = PrincipalCache(
+                rt.database, enabled=settings.is_sqlite and not settings.redis_url
+            )
+            if not settings.embedded_worker:
+                yield
+                return
+            worker = build_worker(settings, rt)
+            app.state.worker = worker
+            async with running_worker(worker):
+                yield
 
     app = FastAPI(
         title="Genway",
@@ -53,6 +63,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
-    for router in (observability_router, auth_router, orgs_router, keys_router):
+    for router in (
+        observability_router,
+        auth_router,
+        orgs_router,
+        keys_router,
+        jobs_router,
+        legacy_jobs_router,
+        jobs_ws_router,
+    ):
         app.include_router(router)
     return app

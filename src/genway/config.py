@@ -6,10 +6,13 @@ import os
 import secrets
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from genway.worker.runner import WorkerOptions
 
 SECRET_KEY_FILE = "secret_key"
 
@@ -36,6 +39,12 @@ class Settings(BaseSettings):
 
     embedded_worker: bool = True
     worker_concurrency: int = Field(default=4, ge=1, le=256)
+    lease_s: float = Field(default=30.0, ge=1)
+    reaper_interval_s: float = Field(default=5.0, gt=0)
+    shutdown_grace_s: float = Field(default=30.0, ge=0)
+    retry_base_s: float = Field(default=1.0, ge=0)
+    job_input_max_bytes: int = Field(default=1024 * 1024, ge=1)
+    executor_modules: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     access_token_ttl_s: int = Field(default=15 * 60, ge=10)
@@ -53,7 +62,23 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = True
 
-    _split_lists = field_validator("trusted_proxies", "comfyui_urls", mode="before")(_split_csv)
+    _split_lists = field_validator(
+        "trusted_proxies", "comfyui_urls", "executor_modules", mode="before"
+    )(_split_csv)
+
+    def worker_options(
+        self, concurrency: int | None = None, kinds: list[str] | None = None
+    ) -> WorkerOptions:
+        from genway.worker.runner import WorkerOptions
+
+        return WorkerOptions(
+            concurrency=concurrency or self.worker_concurrency,
+            kinds=kinds,
+            lease_s=self.lease_s,
+            reaper_interval_s=self.reaper_interval_s,
+            shutdown_grace_s=self.shutdown_grace_s,
+            retry_base_s=self.retry_base_s,
+        )
 
     @cached_property
     def resolved_database_url(self) -> str:

@@ -22,11 +22,11 @@ class GenwayError(Exception):
     """A domain error: raised by services, rendered once by `genway_error_handler`."""
 
     status_code: int = 400
-    detail: str = "Bad request"
+    detail: Any = "Bad request"
 
     def __init__(
         self,
-        detail: str | None = None,
+        detail: Any = None,
         *,
         status_code: int | None = None,
         headers: dict[str, str] | None = None,

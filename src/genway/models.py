@@ -2,7 +2,8 @@
 
 from genway.auth.models import LoginSession, RefreshToken
 from genway.db import Base
+from genway.jobs.models import Job, JobEvent
 from genway.keys.models import APIKey
 from genway.orgs.models import Membership, Organization, User
 
-__all__ = ["APIKey", "Base", "LoginSession", "Membership", "Organization", "RefreshToken", "User"]
+__all__ = ["APIKey", "Base", "Job", "JobEvent", "LoginSession", "Membership", "Organization", "RefreshToken", "User"]

@@ -156,6 +156,8 @@ class FakeComfyUI:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._worker
         if self._serve_task is not None:
+            # Everything is closed already; uvicorn's graceful shutdown would only add delays.
+            self._serve_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._serve_task
         self._server = self._serve_task = self._worker = None

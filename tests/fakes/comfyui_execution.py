@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
-from tests.fakes.comfyui_nodes import NodeFailure
+from tests.fakes.comfyui_nodes import NodeFailure, NodeSpec
 from tests.fakes.comfyui_prompt import QueueItem, execution_order, signature
 
 if TYPE_CHECKING:
@@ -67,11 +67,12 @@ class PromptRun:
         order = execution_order(self.item.prompt, self.item.outputs)
         cached = [node_id for node_id in order if self._cached(node_id) is not None]
         await self._message("execution_cached", {"nodes": cached, "prompt_id": prompt_id})
-        share = fake.execution_time / max(1, len(order) - len(cached))
+        weights = [self._spec(node_id).weight for node_id in order if node_id not in cached]
+        unit = fake.execution_time / max(1, sum(weights))
         success = False
         try:
             for node_id in order:
-                await self._run_node(node_id, share, order[-1])
+                await self._run_node(node_id, unit, order[-1])
             success = True
         except _Interrupted as stop:
             await self._message("execution_interrupted", self._failure(stop.node_id), True)
@@ -137,14 +138,17 @@ class PromptRun:
             resolved[name] = self.values[value[0]][value[1]] if linked else value
         return resolved
 
-    async def _run_node(self, node_id: str, share: float, last: str) -> None:
+    def _spec(self, node_id: str) -> NodeSpec:
+        return self.fake.catalogue[self.item.prompt[node_id]["class_type"]]
+
+    async def _run_node(self, node_id: str, unit: float, last: str) -> None:
         fake, prompt_id, prompt = self.fake, self.item.prompt_id, self.item.prompt
         cached = self._cached(node_id)
         if cached is not None:
             self.values[node_id] = cached
             self.executed.append(node_id)
             return
-        spec = fake.catalogue[prompt[node_id]["class_type"]]
+        spec = self._spec(node_id)
         self.current = node_id
         await self._progress(node_id, 0.0, 1.0, "running")
         if self.client_id is not None:
@@ -155,7 +159,7 @@ class PromptRun:
         self._raise_injected(node_id, last)
         inputs = self._resolve(prompt[node_id]["inputs"])
         steps = fake.steps or (int(inputs[spec.progress_input]) if spec.progress_input else 0)
-        await self._compute(node_id, steps, share)
+        await self._compute(node_id, steps, unit * spec.weight)
         result = spec.run(inputs, fake.folders)
         self.values[node_id] = result.outputs
         if fake.caching and not spec.output_node:

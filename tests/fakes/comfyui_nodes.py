@@ -49,6 +49,7 @@ class NodeSpec:
     run: Callable[[dict[str, Any], Folders], NodeRun]
     output_node: bool = False
     progress_input: str | None = None  # the input holding a step count, as KSampler's `steps`
+    weight: int = 1  # share of a prompt's execution time: sampling dominates a real run
     check: Callable[[dict[str, Any], Folders], str | bool] | None = None
     changed: Callable[[dict[str, Any], Folders], str] | None = None
     return_names: tuple[str, ...] = field(default=())
@@ -96,7 +97,7 @@ def _save_images(images: list[Image.Image], prefix: str, base: Path, kind: str) 
             f"\n         commonpath: {common}\n"
         )
     folder.mkdir(parents=True, exist_ok=True)
-    taken = [p.name[len(stem) + 1 : -6] for p in folder.glob(f"{stem}_*_.png")]
+    taken = [p.name[len(stem) + 1 : -5] for p in folder.glob(f"{stem}_*_.png")]
     counter = max((int(n) for n in taken if n.isdigit()), default=0) + 1
     results = []
     for image in images:
@@ -259,6 +260,7 @@ def build_catalogue(checkpoints: list[str]) -> dict[str, NodeSpec]:
             ("LATENT",),
             _sample,
             progress_input="steps",
+            weight=8,
         ),
         NodeSpec(
             "VAEDecode",

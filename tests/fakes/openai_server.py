@@ -33,8 +33,10 @@ ReplyText = str | Callable[[dict[str, Any]], str]
 class Reply:
     """One scripted answer. `text` may be a function of the request body.
 
-    `hang_after` / `error_after` (streaming only) send that many tokens first, then stall
-    forever or send the protocol's in-stream error, to test interrupted streams.
+    Token counts default to the fake tokenizer's; `finish_reason` is in the protocol's own
+    words (OpenAI `finish_reason`, Anthropic `stop_reason`). `hang_after` / `error_after`
+    (streaming only) send that many tokens, then stall forever or send the protocol's
+    in-stream error, to test interrupted streams.
     """
 
     text: ReplyText = "ok"

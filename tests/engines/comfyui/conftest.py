@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from genway.engines.comfyui.client import ComfyUIClient, WatchEvent
+from genway.engines.comfyui.client import ComfyUIClient, SubmittedPrompt, WatchEvent
 from tests.fakes.comfyui import FakeComfyUI
 
 
@@ -60,11 +60,11 @@ async def run_workflow(
     workflow: dict[str, Any],
     on_event: OnEvent | None = None,
 ) -> list[WatchEvent]:
-    """Submit and watch to the end; `on_event` runs after each event (to inject faults)."""
-    client_id = new_client_id()
-    submitted = await client.submit(workflow, client_id)
+    """Run to the end with `client.run`; `on_event` runs after each event (to inject faults)."""
     events: list[WatchEvent] = []
-    async for event in client.watch(submitted.prompt_id, client_id):
+    async for event in client.run(workflow, new_client_id()):
+        if isinstance(event, SubmittedPrompt):
+            continue
         events.append(event)
         if on_event is not None:
             await on_event(event)

@@ -153,7 +153,7 @@ async def test_saving_outside_the_output_folder_fails_like_comfyui(client: Comfy
 
 
 async def test_interrupt_stops_the_running_prompt(fake: FakeComfyUI, client: ComfyUIClient):
-    fake.execution_time = 5.0
+    fake.execution_time = 2.0
     workflow = render_txt2img(Txt2ImgParams(prompt="slow", steps=100, seed=1))
     client_id = new_client_id()
     submitted = await client.submit(workflow, client_id)

@@ -112,9 +112,7 @@ async def test_model_override_is_the_only_model_tried(
 ) -> None:
     anthropic_vendor.server.reply("haiku here")
 
-    completion = await router.complete(
-        "code", HELLO, model_override="anthropic:claude-haiku-4-5"
-    )
+    completion = await router.complete("code", HELLO, model_override="anthropic:claude-haiku-4-5")
 
     assert completion.model == "claude-haiku-4-5"
     assert openai_vendor.server.calls == 0

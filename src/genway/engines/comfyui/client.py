@@ -51,6 +51,7 @@ __all__ = [
     "Interrupted",
     "NodeErrors",
     "PromptLost",
+    "RunEvent",
     "SubmittedPrompt",
     "UnexpectedResponse",
     "UploadedImage",
@@ -105,6 +106,7 @@ class Finished:
 
 
 WatchEvent = ServerEvent | FellBackToPolling | Finished
+RunEvent = SubmittedPrompt | WatchEvent
 
 
 class ComfyUIClient:
@@ -237,18 +239,43 @@ class ComfyUIClient:
         path = "/object_info" if node_class is None else f"/object_info/{quote(node_class)}"
         return self._json(self._ok(await self._request("GET", path)))
 
-    async def watch(self, prompt_id: str, client_id: str) -> AsyncIterator[WatchEvent]:
-        """Events of one prompt until it ends; the last one is `Finished`.
+    async def run(
+        self,
+        workflow: Mapping[str, Any],
+        client_id: str,
+        prompt_id: str | None = None,
+    ) -> AsyncIterator[RunEvent]:
+        """Submit and follow a workflow: `SubmittedPrompt` first, then as `watch`.
 
-        Raises ExecutionFailed, Interrupted or BackendUnavailable (unreachable during
-        `max_poll_failures` polls, or restarted and the prompt lost). Connecting late is fine:
-        a prompt that already finished is read from `/history`.
+        The WebSocket opens before the submit, so no message of the prompt is missed.
+        Raises NodeErrors before anything is yielded, then as `watch`.
         """
-        reason = "WebSocket closed"
+        socket, reason = await self._try_socket(client_id)
         try:
-            socket = await self._open_socket(client_id)
-        except BackendUnavailable as exc:
-            socket, reason = None, exc.reason
+            submitted = await self.submit(workflow, client_id, prompt_id)
+        except BaseException:
+            if socket is not None:
+                await socket.close()
+            raise
+        yield submitted
+        async for event in self._follow(submitted.prompt_id, socket, reason):
+            yield event
+
+    async def watch(self, prompt_id: str, client_id: str) -> AsyncIterator[WatchEvent]:
+        """Events of an already submitted prompt until it ends; the last one is `Finished`.
+
+        Messages sent before the socket opened are missed (use `run` to avoid that); a prompt
+        that already ended is read from `/history`. Raises ExecutionFailed, Interrupted, or
+        BackendUnavailable (unreachable for `max_poll_failures` polls; PromptLost when the
+        server restarted and forgot the prompt).
+        """
+        socket, reason = await self._try_socket(client_id)
+        async for event in self._follow(prompt_id, socket, reason):
+            yield event
+
+    async def _follow(
+        self, prompt_id: str, socket: ClientConnection | None, reason: str
+    ) -> AsyncIterator[WatchEvent]:
         if socket is not None:
             follower = _SocketFollower(self, socket, prompt_id)
             try:
@@ -259,9 +286,7 @@ class ComfyUIClient:
             if follower.finished:
                 return
             reason = follower.drop_reason
-        log.warning(
-            "comfyui_ws_fallback", base_url=self.base_url, prompt_id=prompt_id, reason=reason
-        )
+        log.warning("comfyui_ws_fallback", base_url=self.base_url, prompt_id=prompt_id, reason=reason)
         yield FellBackToPolling(prompt_id, reason)
         yield await self.poll_until_finished(prompt_id)
 
@@ -298,18 +323,21 @@ class ComfyUIClient:
             raise PromptLost(self.base_url, f"prompt {prompt_id} is neither queued nor in history")
         return entry
 
-    async def _open_socket(self, client_id: str) -> ClientConnection:
+    async def _try_socket(self, client_id: str) -> tuple[ClientConnection | None, str]:
+        # Without a socket the prompt can still be followed by polling, so this never raises.
         scheme, rest = self.base_url.split("://", 1)
         url = f"{'wss' if scheme == 'https' else 'ws'}://{rest}/ws?clientId={quote(client_id)}"
         try:
-            return await connect(
+            socket = await connect(
                 url,
                 additional_headers=self._headers or None,
                 open_timeout=self.connect_timeout,
+                close_timeout=self.connect_timeout,
                 max_size=MAX_FRAME_BYTES,
             )
         except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as exc:
-            raise BackendUnavailable(self.base_url, f"WebSocket: {exc!r}") from exc
+            return None, f"WebSocket could not open: {exc!r}"
+        return socket, ""
 
     async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:

@@ -1,0 +1,81 @@
+"""Recording job events (numbered per job, in the same transaction as the change they describe)
+and reading them back for replay."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from genway.db import utcnow
+from genway.jobs.models import Job, JobEvent
+from genway.jobs.states import JobStatus
+
+PENDING_EVENTS = "pending_job_events"
+
+
+class EventType(StrEnum):
+    STATUS = "status"
+    PROGRESS = "progress"
+    LOG = "log"
+    OUTPUT = "output"
+    CANCEL_REQUESTED = "cancel_requested"
+
+
+def event_payload(event: JobEvent, org_id: int) -> dict[str, Any]:
+    return {
+        "job_id": event.job_id,
+        "org_id": org_id,
+        "seq": event.seq,
+        "type": event.type,
+        "data": event.data,
+        "created_at": event.created_at.isoformat().replace("+00:00", "Z"),
+    }
+
+
+def is_final(payload: dict[str, Any]) -> bool:
+    """Whether this event ends the job's stream (a terminal status)."""
+    if payload["type"] != EventType.STATUS:
+        return False
+    return JobStatus(payload["data"]["status"]).is_terminal
+
+
+async def append_event(
+    session: AsyncSession, job_id: int, org_id: int, type_: EventType, data: dict[str, Any]
+) -> JobEvent:
+    """Add the job's next event; it is published by `publish_pending` once committed."""
+    jobs = Job.__table__
+    seq = await session.scalar(
+        update(jobs)
+        .where(jobs.c.id == job_id)
+        .values(last_event_seq=jobs.c.last_event_seq + 1, updated_at=utcnow())
+        .returning(jobs.c.last_event_seq)
+    )
+    assert seq is not None
+    event = JobEvent(job_id=job_id, seq=seq, type=type_, data=data, created_at=utcnow())
+    session.add(event)
+    session.info.setdefault(PENDING_EVENTS, []).append(event_payload(event, org_id))
+    return event
+
+
+def take_pending(session: AsyncSession) -> list[dict[str, Any]]:
+    """The events recorded in this session since the last call (call after commit)."""
+    pending: list[dict[str, Any]] = session.info.pop(PENDING_EVENTS, [])
+    return pending
+
+
+async def read_events(
+    session: AsyncSession, job_id: int, org_id: int, after: int = 0, limit: int = 1000
+) -> Sequence[dict[str, Any]]:
+    rows = (
+        await session.scalars(
+            select(JobEvent)
+            .where(JobEvent.job_id == job_id, JobEvent.seq > after)
+            .order_by(JobEvent.seq)
+            .limit(limit)
+        )
+    ).all()
+    return [event_payload(row, org_id) for row in rows]

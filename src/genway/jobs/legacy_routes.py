@@ -1,0 +1,197 @@
+"""Seed 001's job API, `/api/v1/jobs`, scoped to the caller's organization, and the job
+WebSocket `/ws/jobs/{id}`: thin adapters over the same job service."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Query, Request, Response, WebSocket, status
+from fastapi.websockets import WebSocketDisconnect
+from pydantic import ValidationError
+from sqlalchemy import select
+
+from genway.auth.deps import CallerOrgReader, OrgContext, SettingsDep, authenticate, require
+from genway.auth.permissions import Action
+from genway.auth.principal import AuthMethod
+from genway.db import SessionDep
+from genway.errors import GenwayError, InvalidInput
+from genway.jobs import service
+from genway.jobs.deps import announce, submitter
+from genway.jobs.routes import IdempotencyKey, job_response
+from genway.jobs.schemas import (
+    CancelResponse,
+    JobCreate,
+    JobPage,
+    JobResponse,
+    LegacyJobCreated,
+)
+from genway.jobs.states import JobStatus
+from genway.orgs.models import Membership
+from genway.realtime.streams import job_event_stream
+
+router = APIRouter(prefix="/api/v1/jobs", tags=["jobs (legacy)"])
+ws_router = APIRouter(tags=["jobs (legacy)"])
+
+CallerJobCreator = Annotated[OrgContext, require(Action.CREATE_JOBS, scope="caller")]
+CallerJobCanceller = Annotated[OrgContext, require(Action.CANCEL_JOBS, scope="caller")]
+
+GENERATE_KIND = "comfy.generate"
+JOB_FIELDS = set(JobCreate.model_fields)
+
+
+def legacy_spec(body: dict[str, Any]) -> JobCreate:
+    """A canonical job request from a legacy body: `{"prompt", ...}` without `kind` is seed 001's
+    image generation (`comfy.generate`) with the body's other fields as its input."""
+    if "kind" not in body and "prompt" in body:
+        options = {k: body[k] for k in ("priority", "timeout_s", "max_attempts", "project_id") if k in body}
+        image_input = {k: v for k, v in body.items() if k not in options}
+        body = {"kind": GENERATE_KIND, "input": image_input, **options}
+    try:
+        return JobCreate.model_validate(body)
+    except ValidationError as exc:
+        raise InvalidInput(
+            [{"type": e["type"], "loc": ["body", *e["loc"]], "msg": e["msg"]} for e in exc.errors()]
+        ) from exc
+
+
+@router.post("", response_model=LegacyJobCreated, status_code=status.HTTP_201_CREATED)
+async def submit_job(
+    request: Request,
+    response: Response,
+    context: CallerJobCreator,
+    session: SessionDep,
+    settings: SettingsDep,
+    body: Annotated[dict[str, Any], Body()],
+    idempotency_key: IdempotencyKey = None,
+) -> LegacyJobCreated:
+    job, created = await service.create_job(
+        session,
+        submitter(context),
+        legacy_spec(body),
+        idempotency_key=idempotency_key,
+        max_input_bytes=settings.job_input_max_bytes,
+    )
+    announce(request, session)
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return LegacyJobCreated(
+        job_id=job.id,
+        status=job.status,
+        kind=job.kind,
+        created_at=job.created_at,
+        status_url=f"/api/v1/jobs/{job.id}",
+        events_url=f"/ws/jobs/{job.id}",
+    )
+
+
+@router.get("", response_model=JobPage)
+async def list_jobs(
+    context: CallerOrgReader,
+    session: SessionDep,
+    status_: Annotated[JobStatus | None, Query(alias="status")] = None,
+    kind: Annotated[str | None, Query(max_length=64)] = None,
+    cursor: Annotated[str | None, Query(max_length=100)] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+) -> JobPage:
+    jobs, next_cursor = await service.list_jobs(
+        session, context.org_id, service.JobFilters(status_, kind), cursor=cursor, limit=limit
+    )
+    return JobPage(items=[JobResponse.model_validate(j) for j in jobs], next_cursor=next_cursor)
+
+
+@router.get("/{job_id}", response_model=JobResponse)
+async def get_job(job_id: int, context: CallerOrgReader, session: SessionDep) -> JobResponse:
+    return await job_response(session, await service.get_job(session, context.org_id, job_id))
+
+
+@router.get("/{job_id}/result")
+async def get_job_result(job_id: int, context: CallerOrgReader, session: SessionDep) -> dict[str, Any]:
+    """The job's result once it succeeded; 409 with the job's status before that."""
+    job = await service.get_job(session, context.org_id, job_id)
+    if job.status == JobStatus.SUCCEEDED:
+        return {"job_id": job.id, "status": job.status, "result": job.result}
+    if job.status in (JobStatus.FAILED, JobStatus.CANCELLED):
+        raise GenwayError(
+            f"Job {job.id} {job.status}; it has no result",
+            status_code=409,
+            extra={"job_id": job.id, "status": job.status, "error": job.error},
+        )
+    raise GenwayError(
+        f"Job {job.id} is {job.status}; the result is not ready yet",
+        status_code=409,
+        extra={"job_id": job.id, "status": job.status, "progress": job.progress},
+    )
+
+
+@router.delete("/{job_id}", response_model=CancelResponse)
+async def cancel_job(
+    job_id: int, request: Request, context: CallerJobCanceller, session: SessionDep
+) -> CancelResponse:
+    job, message = await service.cancel_job(session, context.org_id, job_id)
+    announce(request, session)
+    return CancelResponse.model_validate({**JobResponse.model_validate(job).model_dump(),
+                                          "message": message})
+
+
+WS_UNAUTHORIZED = 4401
+WS_FORBIDDEN = 4403
+WS_NOT_FOUND = 4404
+
+
+def websocket_credential(websocket: WebSocket) -> str | None:
+    """A key or token from `Authorization: Bearer`, `X-API-Key`, or `?token=` (browsers)."""
+    header = websocket.headers.get("x-api-key")
+    if header:
+        return header.strip()
+    authorization = websocket.headers.get("authorization", "")
+    scheme, _, value = authorization.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    token = websocket.query_params.get("token")
+    return token.strip() if token else None
+
+
+@ws_router.websocket("/ws/jobs/{job_id}")
+async def job_websocket(
+    websocket: WebSocket, job_id: int, after: Annotated[int, Query(ge=0)] = 0
+) -> None:
+    """JSON events of one job: replay after `?after=N`, then live; closes when the job ends
+    (1000), or with 4401 (bad credentials) / 4404 (no such job in the caller's organization)."""
+    app = websocket.app
+    try:
+        principal = await authenticate(websocket, websocket_credential(websocket), app.state.settings)
+        async with app.state.db.sessions() as session:
+            if principal.method is AuthMethod.API_KEY:
+                assert principal.key_org is not None
+                org_ids = [principal.key_org.id]
+            else:
+                org_ids = list(
+                    await session.scalars(
+                        select(Membership.org_id).where(Membership.user_id == principal.user_id)
+                    )
+                )
+            job = None
+            for org_id in org_ids:
+                try:
+                    job = await service.get_job(session, org_id, job_id)
+                    break
+                except service.JobNotFound:
+                    continue
+    except GenwayError as exc:
+        code = WS_FORBIDDEN if exc.status_code == 403 else WS_UNAUTHORIZED
+        await websocket.close(code=code, reason=str(exc.detail)[:120])
+        return
+    if job is None:
+        await websocket.close(code=WS_NOT_FOUND, reason=f"Job {job_id} not found")
+        return
+    await websocket.accept()
+    stream = job_event_stream(app.state.db, app.state.broadcaster, job.id, job.org_id, after)
+    try:
+        async for event in stream:
+            if event is None:
+                await websocket.send_json({"type": "keepalive"})
+                continue
+            await websocket.send_json(event)
+        await websocket.close(code=1000, reason="job finished")
+    except WebSocketDisconnect:
+        return

@@ -1,0 +1,69 @@
+"""Job requests and responses (canonical and legacy)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import Field
+
+from genway.kit.schemas import RequestModel, ResponseModel
+
+
+class JobCreate(RequestModel):
+    kind: str = Field(min_length=1, max_length=64, examples=["diagnostic.sleep"])
+    input: dict[str, Any] = Field(default_factory=dict)
+    priority: int = Field(default=0, ge=-100, le=100, description="Higher runs first")
+    timeout_s: float | None = Field(default=None, gt=0, le=7 * 24 * 3600)
+    max_attempts: int = Field(default=3, ge=1, le=20)
+    project_id: int | None = Field(default=None, ge=1)
+
+
+class JobError(ResponseModel):
+    code: str
+    message: str
+    details: Any = None
+
+
+class JobResponse(ResponseModel):
+    id: int
+    org_id: int
+    project_id: int | None
+    parent_id: int | None
+    user_id: int | None
+    kind: str
+    status: str
+    priority: int
+    progress: float
+    progress_message: str | None
+    attempts: int
+    max_attempts: int
+    timeout_s: float
+    input: dict[str, Any]
+    result: dict[str, Any] | None
+    error: dict[str, Any] | None
+    idempotency_key: str | None
+    cancel_requested: bool
+    queue_position: int | None = None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    updated_at: datetime
+
+
+class JobPage(ResponseModel):
+    items: list[JobResponse]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next (older) page")
+
+
+class CancelResponse(JobResponse):
+    message: str
+
+
+class LegacyJobCreated(ResponseModel):
+    job_id: int
+    status: str
+    kind: str
+    created_at: datetime
+    status_url: str
+    events_url: str

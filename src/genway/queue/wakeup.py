@@ -1,0 +1,61 @@
+"""Waking idle workers when a job is queued: in process, and across machines with PostgreSQL's
+LISTEN/NOTIFY (the notification is sent by the transaction that queues the job, at commit)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import asyncpg
+import structlog
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncSession
+
+log = structlog.get_logger("genway.wakeup")
+
+CHANNEL = "genway_jobs_queued"
+
+
+async def notify_queued(session: AsyncSession) -> None:
+    """Inside the queueing transaction: tell listening workers on other processes (PostgreSQL)."""
+    if session.bind.dialect.name == "postgresql":  # type: ignore[union-attr]
+        await session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CHANNEL})
+
+
+class Wakeup:
+    """An idle worker waits here; `notify()` (same process) or a NOTIFY (any process) wakes it."""
+
+    def __init__(self, database_url: str | None = None) -> None:
+        self._event = asyncio.Event()
+        self._url = database_url
+        self._connection: Any = None
+
+    def notify(self) -> None:
+        self._event.set()
+
+    async def wait(self, timeout_s: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._event.wait(), timeout_s)
+        self._event.clear()
+
+    async def start(self) -> None:
+        if not self._url or not self._url.startswith("postgresql"):
+            return
+        url = make_url(self._url).set(drivername="postgresql")
+        try:
+            self._connection = await asyncpg.connect(url.render_as_string(hide_password=False))
+            await self._connection.add_listener(CHANNEL, self._on_notify)
+        except Exception as exc:  # fall back to polling; never stop the worker for this
+            log.error("listen_failed", error=str(exc))
+            self._connection = None
+
+    def _on_notify(self, *_args: object) -> None:
+        self._event.set()
+
+    async def stop(self) -> None:
+        if self._connection is not None:
+            with contextlib.suppress(Exception):
+                await self._connection.close()
+            self._connection = None

@@ -1,0 +1,81 @@
+"""What an executor gets besides its job: progress, logs, outputs, the deadline, cancellation."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from genway.jobs.events import EventType
+
+if TYPE_CHECKING:
+    from genway.jobs.models import Job
+    from genway.worker.runner import Worker
+
+
+class JobCancelled(Exception):
+    """Raised by an executor (or `raise_if_cancelled`) to stop because a client cancelled."""
+
+
+class JobFailed(Exception):
+    """A failure the executor understands: recorded as `error` `{code, message, details}`."""
+
+    retryable = False
+
+    def __init__(self, code: str, message: str, details: Any = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.details = details
+
+    def as_error(self) -> dict[str, Any]:
+        error: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.details is not None:
+            error["details"] = self.details
+        return error
+
+
+class RetryableJobError(JobFailed):
+    """A transient failure: the job is retried with backoff while attempts remain."""
+
+    retryable = True
+
+
+class JobContext:
+    def __init__(self, job: Job, worker: Worker, deadline: datetime) -> None:
+        self.job = job
+        self.worker = worker
+        self.deadline = deadline
+        self.cancelled = asyncio.Event()
+
+    @property
+    def attempt(self) -> int:
+        return self.job.attempts
+
+    @property
+    def artifacts_dir(self) -> Path:
+        """Where this job may write files it produces (created on first use)."""
+        path = self.worker.data_dir / "artifacts" / str(self.job.org_id) / str(self.job.id)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    async def progress(self, fraction: float, message: str | None = None) -> None:
+        await self.worker.report_progress(self.job, fraction, message)
+
+    async def log(self, text: str) -> None:
+        await self.worker.report_event(self.job, EventType.LOG, {"text": text})
+
+    async def output(self, name: str, data: dict[str, Any]) -> None:
+        await self.worker.report_event(self.job, EventType.OUTPUT, {"name": name, **data})
+
+    def raise_if_cancelled(self) -> None:
+        if self.cancelled.is_set():
+            raise JobCancelled
+
+    async def sleep(self, seconds: float) -> None:
+        """Sleep, waking early and raising JobCancelled if the job is cancelled meanwhile."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.cancelled.wait(), timeout=seconds)
+        self.raise_if_cancelled()

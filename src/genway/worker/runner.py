@@ -1,0 +1,289 @@
+"""The worker: claims jobs up to its concurrency, runs their executors, renews leases, watches for
+cancellation and deadlines, and on shutdown lets running jobs finish within a grace period
+before releasing the rest back to the queue."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import socket
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from genway.db import Database, utcnow
+from genway.jobs.events import EventType, take_pending
+from genway.jobs.models import Job
+from genway.jobs.states import JobStatus
+from genway.queue.claim import claim_next_job
+from genway.queue.outcomes import (
+    cancel_requests,
+    finish_job,
+    record_event,
+    record_progress,
+    renew_leases,
+    requeue_job,
+)
+from genway.queue.reaper import Reaper
+from genway.queue.wakeup import Wakeup
+from genway.realtime.broadcast import Broadcaster
+from genway.worker.context import JobCancelled, JobContext, JobFailed
+from genway.worker.registry import get_executor
+
+log = structlog.get_logger("genway.worker")
+
+
+@dataclass
+class WorkerOptions:
+    concurrency: int = 4
+    kinds: list[str] | None = None
+    lease_s: float = 30.0
+    idle_poll_s: float = 1.0
+    cancel_poll_s: float = 0.25
+    reaper_interval_s: float = 5.0
+    cancel_grace_s: float = 5.0
+    shutdown_grace_s: float = 30.0
+    retry_base_s: float = 1.0
+    retry_cap_s: float = 300.0
+
+
+@dataclass
+class Running:
+    job: Job
+    ctx: JobContext
+    task: asyncio.Task[None] | None = None
+    cancel_deadline: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def retry_delay(attempt: int, base_s: float, cap_s: float) -> float:
+    """Exponential backoff with full jitter: uniform in [0.5, 1.5] × base × 2^(attempt-1)."""
+    return min(cap_s, base_s * 2 ** max(0, attempt - 1)) * random.uniform(0.5, 1.5)  # noqa: S311
+
+
+class Worker:
+    def __init__(
+        self,
+        database: Database,
+        broadcaster: Broadcaster,
+        wakeup: Wakeup,
+        data_dir: Path,
+        options: WorkerOptions | None = None,
+    ) -> None:
+        self.database = database
+        self.broadcaster = broadcaster
+        self.wakeup = wakeup
+        self.data_dir = data_dir
+        self.options = options or WorkerOptions()
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.running: dict[int, Running] = {}
+        self._slots = asyncio.Semaphore(self.options.concurrency)
+        self._stopping = asyncio.Event()
+        self._loops: list[asyncio.Task[None]] = []
+        self.reaper = Reaper(database.sessions, broadcaster)
+
+    async def run(self) -> None:
+        """Claim and run jobs until `stop()`; then drain within the grace period."""
+        log.info("worker_started", worker_id=self.worker_id, concurrency=self.options.concurrency)
+        self._loops = [
+            asyncio.create_task(self._every(self.options.lease_s / 3, self._heartbeat)),
+            asyncio.create_task(self._every(self.options.cancel_poll_s, self._watch_cancels)),
+            asyncio.create_task(self._every(self.options.reaper_interval_s, self.reaper.run_once)),
+        ]
+        try:
+            await self._claim_loop()
+        finally:
+            await self._drain()
+            for loop in self._loops:
+                loop.cancel()
+            await asyncio.gather(*self._loops, return_exceptions=True)
+            log.info("worker_stopped", worker_id=self.worker_id)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self.wakeup.notify()
+
+    async def _claim_loop(self) -> None:
+        while not self._stopping.is_set():
+            await self._slots.acquire()
+            if self._stopping.is_set():
+                self._slots.release()
+                return
+            try:
+                job = await self._claim()
+            except Exception as exc:  # database hiccup: back off, keep the worker alive
+                log.error("claim_failed", error=str(exc))
+                job = None
+                await asyncio.sleep(self.options.idle_poll_s)
+            if job is None:
+                self._slots.release()
+                await self.wakeup.wait(self.options.idle_poll_s)
+                continue
+            self._start(job)
+
+    async def _claim(self) -> Job | None:
+        async with self.database.sessions() as session:
+            job = await claim_next_job(
+                session, self.worker_id, self.options.lease_s, self.options.kinds
+            )
+            self.broadcaster.publish(take_pending(session))
+            return job
+
+    def _start(self, job: Job) -> None:
+        spec = get_executor(job.kind)
+        deadline = utcnow() + timedelta(seconds=job.timeout_s)
+        running = Running(job, JobContext(job, self, deadline))
+        self.running[job.id] = running
+        running.task = asyncio.create_task(self._execute(running, spec), name=f"job-{job.id}")
+
+    async def _execute(self, running: Running, spec: Any) -> None:
+        job, ctx = running.job, running.ctx
+        try:
+            if spec is None:
+                await self._finish(job, JobStatus.FAILED, error={
+                    "code": "unknown_kind",
+                    "message": f"No executor for kind '{job.kind}' on this worker",
+                })
+                return
+            remaining = (ctx.deadline - utcnow()).total_seconds()
+            try:
+                async with asyncio.timeout(max(0.0, remaining)):
+                    result = await spec.run(job, ctx)
+            except TimeoutError:
+                await self._finish(job, JobStatus.FAILED, error={
+                    "code": "timeout",
+                    "message": f"Job exceeded its {job.timeout_s:g} s timeout",
+                })
+                return
+            await self._conclude(job, ctx, result)
+        except JobCancelled:
+            await self._finish(job, JobStatus.CANCELLED)
+        except asyncio.CancelledError:
+            if ctx.cancelled.is_set():
+                await self._finish(job, JobStatus.CANCELLED)
+            elif self._stopping.is_set():
+                await self._release(job)
+            else:
+                raise
+        except JobFailed as failure:
+            await self._fail(job, failure)
+        except Exception as exc:
+            log.exception("executor_error", job_id=job.id, kind=job.kind)
+            await self._finish(job, JobStatus.FAILED, error={
+                "code": "executor_error", "message": f"{type(exc).__name__}: {exc}"[:1000]
+            })
+        finally:
+            self.running.pop(job.id, None)
+            self._slots.release()
+
+    async def _conclude(self, job: Job, ctx: JobContext, result: dict[str, Any] | None) -> None:
+        if ctx.cancelled.is_set():
+            await self._finish(job, JobStatus.CANCELLED)
+        else:
+            await self._finish(job, JobStatus.SUCCEEDED, result=result or {})
+
+    async def _fail(self, job: Job, failure: JobFailed) -> None:
+        if failure.retryable and job.attempts < job.max_attempts:
+            delay = retry_delay(job.attempts, self.options.retry_base_s, self.options.retry_cap_s)
+            async with self.database.sessions() as session:
+                await requeue_job(
+                    session, job.id, job.org_id,
+                    run_after=utcnow() + timedelta(seconds=delay),
+                    why=f"retry in {delay:.1f} s after: {failure.message}",
+                    error=failure.as_error(), worker_id=self.worker_id,
+                )
+                self.broadcaster.publish(take_pending(session))
+            return
+        await self._finish(job, JobStatus.FAILED, error=failure.as_error())
+
+    async def _finish(self, job: Job, status: JobStatus, **outcome: Any) -> None:
+        async with self.database.sessions() as session:
+            if not await finish_job(session, job, self.worker_id, status, **outcome):
+                log.warning("lost_lease", job_id=job.id, status=status)
+            self.broadcaster.publish(take_pending(session))
+
+    async def _release(self, job: Job) -> None:
+        async with self.database.sessions() as session:
+            await requeue_job(
+                session, job.id, job.org_id, run_after=utcnow(),
+                why="worker shut down", worker_id=self.worker_id, refund_attempt=True,
+            )
+            self.broadcaster.publish(take_pending(session))
+        self.wakeup.notify()
+
+    async def report_progress(self, job: Job, fraction: float, message: str | None) -> None:
+        async with self.database.sessions() as session:
+            await record_progress(session, job, self.worker_id, fraction, message)
+            self.broadcaster.publish(take_pending(session))
+
+    async def report_event(self, job: Job, type_: EventType, data: dict[str, Any]) -> None:
+        async with self.database.sessions() as session:
+            await record_event(session, job, type_, data)
+            self.broadcaster.publish(take_pending(session))
+
+    async def _every(self, interval_s: float, action: Any) -> None:
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                await action()
+            except Exception as exc:  # a background chore must never kill the worker
+                log.error("worker_chore_failed", chore=action.__name__, error=str(exc))
+
+    async def _heartbeat(self) -> None:
+        if not self.running:
+            return
+        async with self.database.sessions() as session:
+            held = await renew_leases(
+                session, self.worker_id, list(self.running), self.options.lease_s
+            )
+        for job_id in set(self.running) - held:
+            # Another worker took it after our lease lapsed: stop our copy.
+            lost = self.running.get(job_id)
+            if lost is not None and lost.task is not None:
+                log.warning("lease_lost", job_id=job_id)
+                lost.task.cancel()
+
+    async def _watch_cancels(self) -> None:
+        if not self.running:
+            return
+        async with self.database.sessions() as session:
+            asked = await cancel_requests(session, list(self.running))
+        loop = asyncio.get_running_loop()
+        for job_id in asked:
+            running = self.running.get(job_id)
+            if running is None:
+                continue
+            if not running.ctx.cancelled.is_set():
+                running.ctx.cancelled.set()
+                running.cancel_deadline = loop.time() + self.options.cancel_grace_s
+            elif running.cancel_deadline and loop.time() > running.cancel_deadline:
+                if running.task is not None and not running.task.done():
+                    running.task.cancel()
+
+    async def _drain(self) -> None:
+        tasks = [r.task for r in self.running.values() if r.task is not None]
+        if not tasks:
+            return
+        log.info("worker_draining", jobs=len(tasks), grace_s=self.options.shutdown_grace_s)
+        _done, pending = await asyncio.wait(tasks, timeout=self.options.shutdown_grace_s)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+
+
+@contextlib.asynccontextmanager
+async def running_worker(worker: Worker) -> Any:
+    """Run `worker` in the background for the duration of the block."""
+    task = asyncio.create_task(worker.run(), name="worker")
+    try:
+        yield worker
+    finally:
+        worker.stop()
+        await task

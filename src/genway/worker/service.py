@@ -1,0 +1,46 @@
+"""Assembling the pieces a worker process needs (used by `genway serve` and `genway worker`)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from genway.config import Settings
+from genway.db import Database
+from genway.queue.wakeup import Wakeup
+from genway.realtime.broadcast import Broadcaster, create_broadcaster
+from genway.worker.registry import load_executors
+from genway.worker.runner import Worker, WorkerOptions
+
+
+@dataclass
+class Runtime:
+    """Database, event fan-out and wake-ups: shared by the API and the embedded worker."""
+
+    database: Database
+    broadcaster: Broadcaster
+    wakeup: Wakeup
+
+
+@contextlib.asynccontextmanager
+async def runtime(settings: Settings) -> AsyncIterator[Runtime]:
+    load_executors(settings.executor_modules)
+    database = Database(settings.resolved_database_url)
+    broadcaster = create_broadcaster(settings.redis_url)
+    wakeup = Wakeup(settings.resolved_database_url)
+    await broadcaster.start()
+    await wakeup.start()
+    try:
+        yield Runtime(database, broadcaster, wakeup)
+    finally:
+        await wakeup.stop()
+        await broadcaster.stop()
+        await database.dispose()
+
+
+def build_worker(settings: Settings, rt: Runtime, options: WorkerOptions | None = None) -> Worker:
+    return Worker(
+        rt.database, rt.broadcaster, rt.wakeup, settings.data_dir,
+        options or settings.worker_options(),
+    )
