@@ -15,6 +15,7 @@ from genway.auth.permissions import Role
 from genway.config import Settings
 from genway.db import Database
 from genway.errors import GenwayError, NotFound
+from genway.jobs.cli import jobs_app
 from genway.migrate import UnknownRevision, migrate
 from genway.orgs.models import Tier
 
@@ -25,6 +26,7 @@ users_app = typer.Typer(help="Manage users.", no_args_is_help=True)
 app.add_typer(orgs_app, name="orgs")
 app.add_typer(keys_app, name="keys")
 app.add_typer(users_app, name="users")
+app.add_typer(jobs_app, name="jobs")
 
 console = Console()
 err_console = Console(stderr=True)
@@ -227,3 +229,15 @@ def users_create(
 
 def main() -> None:
     app()
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[int | None, typer.Option(help="Jobs to run at once")] = None,
+    kinds: Annotated[str | None, typer.Option(help="Comma-separated job kinds to take")] = None,
+) -> None:
+    """Run a standalone worker against the configured database until SIGTERM or Ctrl-C."""
+    from genway.worker.process import run_worker_process
+
+    kind_list = [k.strip() for k in kinds.split(",") if k.strip()] if kinds else None
+    checked(lambda: run_worker_process(Settings(), concurrency, kind_list))

@@ -59,6 +59,9 @@ class Settings(BaseSettings):
         default_factory=lambda: ["http://127.0.0.1:8188"]
     )
 
+    url: str = Field(default="http://127.0.0.1:8000", description="Where the CLI finds Genway")
+    api_key: SecretStr | None = Field(default=None, description="The CLI's API key")
+
     log_level: str = "INFO"
     log_json: bool = True
 
