@@ -130,35 +130,13 @@ def build_routes(fake: FakeComfyUI) -> list[BaseRoute]:
         return FileResponse(path, headers=disposition)
 
     async def upload_image(request: Request) -> Response:
-        form = await request.form()
-        image = form.get("image")
-        if not isinstance(image, UploadFile) or not image.filename:
-            return Response(status_code=400)
-        kind = str(form.get("type") or "input")
-        base = fake.folders.by_type(kind)
-        subfolder = str(form.get("subfolder") or "")
-        if base is None:
-            return Response(status_code=400)
-        folder = os.path.join(base, os.path.normpath(subfolder))
-        target = os.path.abspath(os.path.join(folder, image.filename))
-        if os.path.commonpath((str(base), target)) != str(base):
-            return Response(status_code=400)
-        os.makedirs(folder, exist_ok=True)
-        data = await image.read()
-        name = image.filename
-        if str(form.get("overwrite")) not in ("true", "1"):
-            stem, ext = os.path.splitext(name)
-            counter = 1
-            while os.path.exists(target):
-                with open(target, "rb") as existing:
-                    if hashlib.sha256(existing.read()).digest() == hashlib.sha256(data).digest():
-                        break
-                name = f"{stem} ({counter}){ext}"
-                target = os.path.join(folder, name)
-                counter += 1
-        with open(target, "wb") as file:
-            file.write(data)
-        return _json({"name": name, "subfolder": subfolder, "type": kind})
+        async with request.form() as form:
+            image = form.get("image")
+            if not isinstance(image, UploadFile) or not image.filename:
+                return Response(status_code=400)
+            data = await image.read()
+            fields = {key: str(form.get(key) or "") for key in ("type", "subfolder", "overwrite")}
+        return _store_upload(fake, image.filename, data, **fields)
 
     async def interrupt(request: Request) -> Response:
         prompt_id = (await _body(request)).get("prompt_id")
@@ -210,6 +188,35 @@ def build_routes(fake: FakeComfyUI) -> list[BaseRoute]:
         WebSocketRoute("/ws", websocket),
     ]
     return [*routes, Mount("/api", routes=routes)]
+
+
+def _store_upload(
+    fake: FakeComfyUI, filename: str, data: bytes, type: str, subfolder: str, overwrite: str
+) -> Response:
+    kind = type or "input"
+    base = fake.folders.by_type(kind)
+    if base is None:
+        return Response(status_code=400)
+    folder = os.path.join(base, os.path.normpath(subfolder))
+    target = os.path.abspath(os.path.join(folder, filename))
+    if os.path.commonpath((str(base), target)) != str(base):
+        return Response(status_code=400)
+    os.makedirs(folder, exist_ok=True)
+    name = filename
+    if overwrite not in ("true", "1"):
+        # Like ComfyUI: an identical file is reused, a different one gets "name (n).ext".
+        stem, ext = os.path.splitext(filename)
+        counter = 1
+        while os.path.exists(target):
+            with open(target, "rb") as existing:
+                if hashlib.sha256(existing.read()).digest() == hashlib.sha256(data).digest():
+                    break
+            name = f"{stem} ({counter}){ext}"
+            target = os.path.join(folder, name)
+            counter += 1
+    with open(target, "wb") as file:
+        file.write(data)
+    return _json({"name": name, "subfolder": subfolder, "type": kind})
 
 
 def _injected_node_errors(prompt: Any) -> dict[str, Any]:

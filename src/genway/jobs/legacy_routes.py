@@ -138,6 +138,13 @@ WS_FORBIDDEN = 4403
 WS_NOT_FOUND = 4404
 
 
+async def refuse(websocket: WebSocket, code: int, reason: str) -> None:
+    """Accept, then close with an application code: a refused handshake can only say 403,
+    while a close frame tells the client why (4401 credentials, 4403 suspended, 4404 missing)."""
+    await websocket.accept()
+    await websocket.close(code=code, reason=reason[:120])
+
+
 def websocket_credential(websocket: WebSocket) -> str | None:
     """A key or token from `Authorization: Bearer`, `X-API-Key`, or `?token=` (browsers)."""
     header = websocket.headers.get("x-api-key")
@@ -179,10 +186,10 @@ async def job_websocket(
                     continue
     except GenwayError as exc:
         code = WS_FORBIDDEN if exc.status_code == 403 else WS_UNAUTHORIZED
-        await websocket.close(code=code, reason=str(exc.detail)[:120])
+        await refuse(websocket, code, str(exc.detail))
         return
     if job is None:
-        await websocket.close(code=WS_NOT_FOUND, reason=f"Job {job_id} not found")
+        await refuse(websocket, WS_NOT_FOUND, f"Job {job_id} not found")
         return
     await websocket.accept()
     stream = job_event_stream(app.state.db, app.state.broadcaster, job.id, job.org_id, after)

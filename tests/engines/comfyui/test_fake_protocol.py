@@ -135,6 +135,7 @@ async def test_success_scenario(fake: FakeComfyUI):
     assert list(latest) == [prompt_id]
 
 
+NOT_AN_INT = "invalid literal for int() with base 10: 'wide'"
 REJECTIONS = [
     (
         {"1": {"class_type": "NoSuchNode", "inputs": {}}},
@@ -172,7 +173,7 @@ REJECTIONS = [
                         {
                             "type": "invalid_input_type",
                             "message": "Failed to convert an input value to a INT value",
-                            "details": "width, wide, invalid literal for int() with base 10: 'wide'",
+                            "details": f"width, wide, {NOT_AN_INT}",
                             "extra_info": {
                                 "input_name": "width",
                                 "input_config": [
@@ -180,7 +181,7 @@ REJECTIONS = [
                                     {"default": 512, "min": 1, "max": 16384, "step": 1},
                                 ],
                                 "received_value": "wide",
-                                "exception_message": "invalid literal for int() with base 10: 'wide'",
+                                "exception_message": NOT_AN_INT,
                             },
                         }
                     ],
@@ -305,12 +306,11 @@ async def test_runtime_error_scenario(fake: FakeComfyUI):
 async def test_interrupted_scenario(fake: FakeComfyUI):
     fake.execution_time = 1.2
     blur = {"blur_radius": 31, "sigma": 5.0}
-    workflow = {
-        "1": {"class_type": "EmptyImage", "inputs": {"width": 16, "height": 16, "batch_size": 2, "color": 0}},
-        "2": {"class_type": "ImageBlur", "inputs": {"image": ["1", 0], **blur}},
-        "4": {"class_type": "ImageBlur", "inputs": {"image": ["2", 0], **blur}},
-        "3": {"class_type": "SaveImage", "inputs": {"images": ["4", 0], "filename_prefix": "rec"}},
-    }  # fmt: skip
+    workflow = invert_workflow("rec", width=16, height=16)
+    workflow["1"]["inputs"]["batch_size"] = 2
+    workflow["2"] = {"class_type": "ImageBlur", "inputs": {"image": ["1", 0], **blur}}
+    workflow["4"] = {"class_type": "ImageBlur", "inputs": {"image": ["2", 0], **blur}}
+    workflow["3"]["inputs"]["images"] = ["4", 0]
 
     async def interrupt_during_node_2(message: Message, http: httpx.AsyncClient) -> None:
         if message["type"] == "executing" and message["data"]["node"] == "2":

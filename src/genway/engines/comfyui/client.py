@@ -17,7 +17,7 @@ from urllib.parse import quote
 import httpx
 import structlog
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+from websockets.exceptions import InvalidHandshake, InvalidURI
 
 from genway.engines.comfyui.errors import (
     BackendUnavailable,
@@ -28,17 +28,13 @@ from genway.engines.comfyui.errors import (
     PromptLost,
     UnexpectedResponse,
 )
-from genway.engines.comfyui.protocol import (
-    ExecutionEnded,
-    ExecutionError,
-    ExecutionInterrupted,
-    HistoryEntry,
-    ImageRef,
-    QueueState,
-    QueueStatus,
-    ServerEvent,
-    parse_binary_frame,
-    parse_text_frame,
+from genway.engines.comfyui.protocol import HistoryEntry, QueueState
+from genway.engines.comfyui.watch import (
+    FellBackToPolling,
+    Finished,
+    SocketFollower,
+    WatchEvent,
+    finish,
 )
 
 __all__ = [
@@ -85,27 +81,6 @@ class UploadedImage:
         return f"{self.subfolder}/{self.name}" if self.subfolder else self.name
 
 
-@dataclass(frozen=True)
-class FellBackToPolling:
-    """The WebSocket was lost or never opened; `watch` now polls `/history/{prompt_id}`."""
-
-    prompt_id: str
-    reason: str
-
-
-@dataclass(frozen=True)
-class Finished:
-    """The prompt succeeded; `history` holds its outputs. Always `watch`'s last event."""
-
-    prompt_id: str
-    history: HistoryEntry
-
-    @property
-    def images(self) -> list[ImageRef]:
-        return self.history.images
-
-
-WatchEvent = ServerEvent | FellBackToPolling | Finished
 RunEvent = SubmittedPrompt | WatchEvent
 
 
@@ -277,7 +252,7 @@ class ComfyUIClient:
         self, prompt_id: str, socket: ClientConnection | None, reason: str
     ) -> AsyncIterator[WatchEvent]:
         if socket is not None:
-            follower = _SocketFollower(self, socket, prompt_id)
+            follower = SocketFollower(self, socket, prompt_id)
             try:
                 async for event in follower.events():
                     yield event
@@ -286,7 +261,9 @@ class ComfyUIClient:
             if follower.finished:
                 return
             reason = follower.drop_reason
-        log.warning("comfyui_ws_fallback", base_url=self.base_url, prompt_id=prompt_id, reason=reason)
+        log.warning(
+            "comfyui_ws_fallback", base_url=self.base_url, prompt_id=prompt_id, reason=reason
+        )
         yield FellBackToPolling(prompt_id, reason)
         yield await self.poll_until_finished(prompt_id)
 
@@ -362,91 +339,3 @@ class ComfyUIClient:
         if not isinstance(data, dict):
             raise UnexpectedResponse(self.base_url, response.status_code, response.text)
         return data
-
-
-def finish(entry: HistoryEntry) -> Finished:
-    """`Finished` for a successful history entry; raises ExecutionFailed or Interrupted."""
-    if entry.succeeded:
-        return Finished(entry.prompt_id, entry)
-    interrupted = entry.message("execution_interrupted")
-    if interrupted is not None:
-        stop = ExecutionInterrupted.from_json({"prompt_id": entry.prompt_id, **interrupted})
-        raise Interrupted(entry.prompt_id, stop.node_id, stop.node_type)
-    error = entry.message("execution_error")
-    if error is not None:
-        raise _failed(ExecutionError.from_json({"prompt_id": entry.prompt_id, **error}))
-    raise ExecutionFailed(entry.prompt_id, "", "", f"ended with status {entry.status_str}")
-
-
-def _failed(error: ExecutionError) -> ExecutionFailed:
-    return ExecutionFailed(
-        error.prompt_id,
-        error.node_id,
-        error.node_type,
-        error.exception_message,
-        error.exception_type,
-        error.traceback,
-    )
-
-
-class _SocketFollower:
-    """Reads one prompt's messages from an open socket until it ends or the socket is lost."""
-
-    def __init__(self, client: ComfyUIClient, socket: ClientConnection, prompt_id: str) -> None:
-        self.client, self.socket, self.prompt_id = client, socket, prompt_id
-        self.finished = False
-        self.drop_reason = ""
-
-    async def events(self) -> AsyncIterator[WatchEvent]:
-        try:
-            # The socket is open before this read, so nothing that ends later can be missed.
-            entry = await self.client.history(self.prompt_id)
-            if entry is not None:
-                self.finished = True
-                yield finish(entry)
-                return
-            async for event in self._messages():
-                yield event
-        except PromptLost:
-            raise
-        except BackendUnavailable as exc:
-            self.drop_reason = exc.reason
-
-    async def _messages(self) -> AsyncIterator[WatchEvent]:
-        while True:
-            try:
-                frame = await asyncio.wait_for(self.socket.recv(), self.client.liveness_interval)
-            except TimeoutError:
-                # A long node sends nothing; make sure the server and the prompt still exist.
-                entry = await self.client.probe(self.prompt_id)
-                if entry is not None:
-                    self.finished = True
-                    yield finish(entry)
-                    return
-                continue
-            except ConnectionClosed as exc:
-                self.drop_reason = f"WebSocket closed: {exc}"
-                return
-            event = (
-                parse_binary_frame(frame) if isinstance(frame, bytes) else parse_text_frame(frame)
-            )
-            if event is None or isinstance(event, QueueStatus) or not self._ours(event):
-                continue
-            if isinstance(event, ExecutionError):
-                raise _failed(event)
-            if isinstance(event, ExecutionInterrupted):
-                raise Interrupted(event.prompt_id, event.node_id, event.node_type)
-            if isinstance(event, ExecutionEnded):
-                entry = await self.client.history(self.prompt_id)
-                if entry is None:
-                    self.drop_reason = "history not written after the prompt ended"
-                    return
-                self.finished = True
-                yield finish(entry)
-                return
-            yield event
-
-    def _ours(self, event: ServerEvent) -> bool:
-        # Frames without a prompt id (plain previews, text) belong to this socket's only job.
-        prompt_id = getattr(event, "prompt_id", None)
-        return prompt_id is None or prompt_id == self.prompt_id
