@@ -53,8 +53,15 @@ def test_keys_create_for_a_member_with_role(cli_env: Settings):
         invoke("orgs", "create", "--name", "beta", "--owner-email", "b@beta.io", "--json").stdout
     )
     result = invoke(
-        "keys", "create", "--org", str(org["organization_id"]), "--email", "b@beta.io",
-        "--role", "viewer", "--json",
+        "keys",
+        "create",
+        "--org",
+        str(org["organization_id"]),
+        "--email",
+        "b@beta.io",
+        "--role",
+        "viewer",
+        "--json",
     )
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
@@ -64,8 +71,14 @@ def test_keys_create_for_a_member_with_role(cli_env: Settings):
 
 def test_users_create_with_password_from_stdin(cli_env: Settings):
     result = invoke(
-        "users", "create", "--email", "admin@x.io", "--password-stdin", "--platform-admin",
-        "--json", stdin="a-long-password\n",
+        "users",
+        "create",
+        "--email",
+        "admin@x.io",
+        "--password-stdin",
+        "--platform-admin",
+        "--json",
+        stdin="a-long-password\n",
     )
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["platform_admin"] is True

@@ -11,10 +11,10 @@ from genway import __version__
 from genway.auth.cache import PrincipalCache
 from genway.auth.routes import router as auth_router
 from genway.config import Settings
+from genway.errors import install_error_handlers
 from genway.jobs.legacy_routes import router as legacy_jobs_router
 from genway.jobs.legacy_routes import ws_router as jobs_ws_router
 from genway.jobs.routes import router as jobs_router
-from genway.errors import install_error_handlers
 from genway.keys.routes import router as keys_router
 from genway.kit.body_limit import BodyLimitMiddleware
 from genway.observability.logging import configure_logging

@@ -19,7 +19,9 @@ from genway.jobs.cli import jobs_app
 from genway.migrate import UnknownRevision, migrate
 from genway.orgs.models import Tier
 
-app = typer.Typer(help="Genway: run long AI generation jobs for organizations.", no_args_is_help=True)
+app = typer.Typer(
+    help="Genway: run long AI generation jobs for organizations.", no_args_is_help=True
+)
 orgs_app = typer.Typer(help="Manage organizations.", no_args_is_help=True)
 keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
 users_app = typer.Typer(help="Manage users.", no_args_is_help=True)

@@ -79,7 +79,9 @@ class InvalidInput(GenwayError):
     detail = "Invalid input"
 
 
-def error_body(status_code: int, detail: Any, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+def error_body(
+    status_code: int, detail: Any, extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
     return {**(extra or {}), "detail": detail, "status_code": status_code}
 
 
@@ -104,7 +106,8 @@ async def http_error_handler(_request: Request, exc: Exception) -> JSONResponse:
 def _clean_validation_error(error: dict[str, Any]) -> dict[str, Any]:
     # `input` may echo secrets (passwords) and `ctx`/`url` are noise for clients.
     cleaned = {key: error[key] for key in ("type", "loc", "msg") if key in error}
-    return jsonable_encoder(cleaned)
+    encoded: dict[str, Any] = jsonable_encoder(cleaned)
+    return encoded
 
 
 async def validation_error_handler(_request: Request, exc: Exception) -> JSONResponse:

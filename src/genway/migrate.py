@@ -36,7 +36,7 @@ def _migrate_on(connection: Connection, config: Config, revision: str) -> str | 
         target = None
     else:
         try:
-            target = script.get_revision(revision).revision  # type: ignore[union-attr]
+            target = script.get_revision(revision).revision
         except Exception as exc:  # alembic raises several kinds for a bad id
             raise UnknownRevision(f"Unknown migration revision '{revision}'") from exc
     if target == current:

@@ -6,4 +6,14 @@ from genway.jobs.models import Job, JobEvent
 from genway.keys.models import APIKey
 from genway.orgs.models import Membership, Organization, User
 
-__all__ = ["APIKey", "Base", "Job", "JobEvent", "LoginSession", "Membership", "Organization", "RefreshToken", "User"]
+__all__ = [
+    "APIKey",
+    "Base",
+    "Job",
+    "JobEvent",
+    "LoginSession",
+    "Membership",
+    "Organization",
+    "RefreshToken",
+    "User",
+]

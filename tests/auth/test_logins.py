@@ -130,5 +130,7 @@ async def test_logged_in_user_must_be_member_of_the_org_in_the_path(
     assert other.status_code == 404
     assert other_tenant.owner_email not in other.text
     missing = await client.get("/v1/organizations/999999/users", headers=headers)
-    assert missing.status_code == 404 and missing.json()["detail"] == "Organization 999999 not found"
+    assert (
+        missing.status_code == 404 and missing.json()["detail"] == "Organization 999999 not found"
+    )
     assert other.json()["detail"] == f"Organization {other_tenant.org_id} not found"

@@ -5,7 +5,10 @@ WebSocket messages in the same order as a real ComfyUI 0.3.x (`status` with `sid
 `execution_start`, `execution_cached`, `progress_state`, `executing`, `progress`, `executed`,
 `execution_success` or `execution_error` / `execution_interrupted`, then `executing` with
 `node: null`), routes them by `client_id`, and writes real PNG files served by `/view`.
-Shapes were checked against /work/shared/protocols/comfyui-real-session.json.
+Shapes were checked against a recorded real session (ComfyUI 0.3.64) and ComfyUI's server.py,
+execution.py and main.py; tests/engines/comfyui/test_fake_protocol.py replays that recording.
+The node catalogue lives in comfyui_nodes.py, submit-time validation in comfyui_prompt.py,
+execution in comfyui_execution.py and the HTTP/WebSocket routes in comfyui_routes.py.
 
 Tests steer it with plain attributes and methods: `execution_time`, `steps`, `caching`,
 `send_previews`, `fail_next_submit()`, `fail_next_execution()`, `drop_websockets()`,
@@ -149,7 +152,7 @@ class FakeComfyUI:
             for listener in self._server.servers:
                 listener.close()
             for connection in list(self._server.server_state.connections):
-                connection.transport.abort()  # type: ignore[attr-defined]
+                connection.transport.abort()
             self._server.should_exit = self._server.force_exit = True
         if self._worker is not None:
             self._worker.cancel()
@@ -214,7 +217,7 @@ class FakeComfyUI:
         ws_class = self._server.config.ws_protocol_class
         for connection in list(self._server.server_state.connections):
             if ws_class is not None and isinstance(connection, ws_class):
-                connection.transport.abort()  # type: ignore[attr-defined]
+                connection.transport.abort()
         await asyncio.sleep(0)
 
     async def wait_idle(self) -> None:

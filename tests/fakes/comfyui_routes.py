@@ -20,7 +20,7 @@ from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from tests.fakes.comfyui_nodes import node_info
-from tests.fakes.comfyui_prompt import QueueItem, validate_prompt
+from tests.fakes.comfyui_prompt import QueueItem, problem, validate_prompt
 
 if TYPE_CHECKING:
     from tests.fakes.comfyui import FakeComfyUI
@@ -57,8 +57,7 @@ def build_routes(fake: FakeComfyUI) -> list[BaseRoute]:
                 failure["node_errors"] = _injected_node_errors(body.get("prompt"))
             return _json(failure, 400)
         if "prompt" not in body:
-            error = {"type": "no_prompt", "message": "No prompt provided"}
-            error |= {"details": "No prompt provided", "extra_info": {}}
+            error = problem("no_prompt", "No prompt provided", "No prompt provided")
             return _json({"error": error, "node_errors": {}}, 400)
         prompt = body["prompt"]
         prompt_id = str(body.get("prompt_id") or uuid.uuid4())
@@ -223,12 +222,9 @@ def _injected_node_errors(prompt: Any) -> dict[str, Any]:
     nodes = prompt if isinstance(prompt, dict) else {}
     first = next(iter(nodes), "1")
     class_type = nodes.get(first, {}).get("class_type", "Unknown")
-    error = {
-        "type": "custom_validation_failed",
-        "message": "Custom validation failed for node",
-        "details": "injected by the test",
-        "extra_info": {},
-    }
+    error = problem(
+        "custom_validation_failed", "Custom validation failed for node", "injected by the test"
+    )
     return {first: {"errors": [error], "dependent_outputs": [], "class_type": class_type}}
 
 

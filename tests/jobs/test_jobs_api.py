@@ -94,7 +94,11 @@ async def test_replay_after_last_event_id(client: httpx.AsyncClient, tenant: Ten
     by_query = await client.get(
         f"{jobs_url(tenant)}/{job['id']}/events", params={"after": 4}, headers=tenant.headers
     )
-    seqs = [json.loads(line[6:])["seq"] for line in by_query.text.splitlines() if line.startswith("data: ")]
+    seqs = [
+        json.loads(line[6:])["seq"]
+        for line in by_query.text.splitlines()
+        if line.startswith("data: ")
+    ]
     assert seqs == [e["seq"] for e in everything[4:]]
 
 
@@ -106,12 +110,19 @@ async def test_cancel_queued_running_and_finished(client: httpx.AsyncClient, ten
     assert (await client.get(f"{jobs_url(tenant)}/{queued['id']}", headers=tenant.headers)).json()[
         "queue_position"
     ] == 1
-    cancelled = await client.post(f"{jobs_url(tenant)}/{queued['id']}/cancel", headers=tenant.headers)
+    cancelled = await client.post(
+        f"{jobs_url(tenant)}/{queued['id']}/cancel", headers=tenant.headers
+    )
     assert cancelled.status_code == 200
-    assert cancelled.json()["status"] == "cancelled" and "before it started" in cancelled.json()["message"]
+    assert (
+        cancelled.json()["status"] == "cancelled"
+        and "before it started" in cancelled.json()["message"]
+    )
 
     target = long_jobs[0]
-    signalled = await client.post(f"{jobs_url(tenant)}/{target['id']}/cancel", headers=tenant.headers)
+    signalled = await client.post(
+        f"{jobs_url(tenant)}/{target['id']}/cancel", headers=tenant.headers
+    )
     assert signalled.status_code == 200 and signalled.json()["cancel_requested"] is True
     final = await wait_for(client, tenant, target["id"])
     assert final["status"] == "cancelled"
@@ -153,7 +164,10 @@ async def test_non_retryable_failure(client: httpx.AsyncClient, tenant: Tenant):
     job = await submit(client, tenant, input={"fail": True})
     done = await wait_for(client, tenant, job["id"])
     assert done["status"] == "failed" and done["attempts"] == 1
-    assert done["error"] == {"code": "diagnostic_failure", "message": "diagnostic.sleep was asked to fail"}
+    assert done["error"] == {
+        "code": "diagnostic_failure",
+        "message": "diagnostic.sleep was asked to fail",
+    }
     result = await client.get(f"/api/v1/jobs/{job['id']}/result", headers=tenant.headers)
     assert result.status_code == 409 and result.json()["error"]["code"] == "diagnostic_failure"
 
@@ -165,9 +179,7 @@ async def test_idempotency_key(client: httpx.AsyncClient, tenant: Tenant):
     second = await client.post(jobs_url(tenant), json=body, headers=headers)
     assert first.status_code == 201 and second.status_code == 200
     assert first.json()["id"] == second.json()["id"]
-    different = await client.post(
-        jobs_url(tenant), json={**body, "priority": 5}, headers=headers
-    )
+    different = await client.post(jobs_url(tenant), json={**body, "priority": 5}, headers=headers)
     assert different.status_code == 409
     legacy = await client.post("/api/v1/jobs", json=body, headers=headers)
     assert legacy.status_code == 200 and legacy.json()["job_id"] == first.json()["id"]
@@ -189,7 +201,9 @@ async def test_invalid_jobs_are_refused_clearly(client: httpx.AsyncClient, tenan
         headers=tenant.headers,
     )
     assert too_big.status_code == 413 and too_big.json()["status_code"] == 413
-    bad_cursor = await client.get(jobs_url(tenant), params={"cursor": "zzz"}, headers=tenant.headers)
+    bad_cursor = await client.get(
+        jobs_url(tenant), params={"cursor": "zzz"}, headers=tenant.headers
+    )
     assert bad_cursor.status_code == 422
     _viewer_id, viewer_key = await tenant.add_member(Role.VIEWER)
     refused = await client.post(
@@ -198,14 +212,18 @@ async def test_invalid_jobs_are_refused_clearly(client: httpx.AsyncClient, tenan
     assert refused.status_code == 403
 
 
-async def test_listing_is_newest_first_with_stable_cursor(client: httpx.AsyncClient, tenant: Tenant):
+async def test_listing_is_newest_first_with_stable_cursor(
+    client: httpx.AsyncClient, tenant: Tenant
+):
     ids = [(await submit(client, tenant, input={"seconds": 0}))["id"] for _ in range(5)]
     first = (await client.get(jobs_url(tenant), params={"limit": 2}, headers=tenant.headers)).json()
     assert [j["id"] for j in first["items"]] == ids[::-1][:2]
     await submit(client, tenant, input={"seconds": 0})  # a new job must not shift the next page
     second = (
         await client.get(
-            jobs_url(tenant), params={"limit": 2, "cursor": first["next_cursor"]}, headers=tenant.headers
+            jobs_url(tenant),
+            params={"limit": 2, "cursor": first["next_cursor"]},
+            headers=tenant.headers,
         )
     ).json()
     assert [j["id"] for j in second["items"]] == ids[::-1][2:4]

@@ -20,7 +20,10 @@ async def test_health_ok(client: httpx.AsyncClient):
 
 @pytest.mark.parametrize(
     "url",
-    ["sqlite+aiosqlite:////nonexistent-dir/genway.db", "postgresql+asyncpg://postgres@127.0.0.1:1/x"],
+    [
+        "sqlite+aiosqlite:////nonexistent-dir/genway.db",
+        "postgresql+asyncpg://postgres@127.0.0.1:1/x",
+    ],
 )
 async def test_health_503_when_database_down(url: str, tmp_path: Path):
     settings = Settings(data_dir=tmp_path, database_url=url, secret_key="k" * 40)
@@ -41,7 +44,9 @@ async def test_request_id_echoed_or_generated(client: httpx.AsyncClient):
 
 
 async def test_metrics_use_route_templates(client: httpx.AsyncClient, tenant: Tenant):
-    await client.get(f"/v1/organizations/{tenant.org_id}/users/{tenant.owner_id}", headers=tenant.headers)
+    await client.get(
+        f"/v1/organizations/{tenant.org_id}/users/{tenant.owner_id}", headers=tenant.headers
+    )
     text = (await client.get("/metrics")).text
     assert 'route="/v1/organizations/{org_id}/users/{user_id}"' in text
     assert f"/v1/organizations/{tenant.org_id}/" not in text
@@ -52,7 +57,10 @@ async def test_errors_have_one_shape_and_unknown_fields_are_rejected(
     client: httpx.AsyncClient, tenant: Tenant
 ):
     missing = await client.get("/no-such-route")
-    assert missing.status_code == 404 and missing.json() == {"detail": "Not Found", "status_code": 404}
+    assert missing.status_code == 404 and missing.json() == {
+        "detail": "Not Found",
+        "status_code": 404,
+    }
     unknown_field = await client.post(
         f"/v1/organizations/{tenant.org_id}/api-keys",
         json={"name": "x", "admin": True},

@@ -77,7 +77,9 @@ async def test_members_add_change_remove_and_last_owner(client: httpx.AsyncClien
     )
     assert users.status_code == 200 and users.json()["total"] == 2
 
-    promoted = await client.patch(f"{base}/{joiner_id}", json={"role": "admin"}, headers=tenant.headers)
+    promoted = await client.patch(
+        f"{base}/{joiner_id}", json={"role": "admin"}, headers=tenant.headers
+    )
     assert promoted.status_code == 200 and promoted.json()["role"] == "admin"
     members = await client.get(base, headers=tenant.headers)
     assert {m["role"] for m in members.json()["items"]} == {"owner", "admin"}
@@ -111,7 +113,11 @@ async def test_only_owner_changes_org_and_tier(client: httpx.AsyncClient, tenant
     assert refused.status_code == 403
     changed = await client.patch(
         url,
-        json={"tier": "enterprise", "display_name": "Acme", "settings": {"enable_pr_creation": False}},
+        json={
+            "tier": "enterprise",
+            "display_name": "Acme",
+            "settings": {"enable_pr_creation": False},
+        },
         headers=tenant.headers,
     )
     assert changed.status_code == 200

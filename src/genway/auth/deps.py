@@ -1,6 +1,5 @@
 """Dependencies that authenticate, load the organization from the path, and check permissions."""
 
-
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -95,7 +94,7 @@ class OrgContext:
 async def resolve_org(
     session: SessionDep, principal: Principal, org_id: int, request: Request
 ) -> OrgContext:
-    """The caller's context in `org_id`. Another org's id answers 404, exactly like a missing one."""
+    """The caller's context in `org_id`; another org's id answers 404, like a missing one."""
     not_found = NotFound(f"Organization {org_id} not found")
     if principal.method is AuthMethod.API_KEY:
         assert principal.key_org is not None and principal.key_role is not None

@@ -45,10 +45,10 @@ def _pair(pair: service.TokenPair) -> TokenResponse:
 
 
 @router.post("/register", response_model=UserResponse, status_code=status.HTTP_201_CREATED)
-async def register(body: RegisterRequest, session: SessionDep, settings: SettingsDep) -> UserResponse:
-    user = await service.register_user(
-        session, body.email, body.password, body.full_name, settings
-    )
+async def register(
+    body: RegisterRequest, session: SessionDep, settings: SettingsDep
+) -> UserResponse:
+    user = await service.register_user(session, body.email, body.password, body.full_name, settings)
     return UserResponse.model_validate(user)
 
 
@@ -74,7 +74,9 @@ async def login(
 
 
 @router.post("/refresh", response_model=TokenResponse)
-async def refresh(body: RefreshRequest, session: SessionDep, settings: SettingsDep) -> TokenResponse:
+async def refresh(
+    body: RefreshRequest, session: SessionDep, settings: SettingsDep
+) -> TokenResponse:
     return _pair(await service.refresh(session, body.refresh_token, settings))
 
 

@@ -18,7 +18,7 @@ from genway.auth.tokens import InvalidToken, decode_access_token, issue_access_t
 from genway.config import Settings
 from genway.db import utcnow
 from genway.errors import Conflict, Forbidden, InvalidInput, Unauthorized
-from genway.keys.models import APIKey
+from genway.keys.models import APIKey, api_keys_table
 from genway.orgs.models import Membership, Organization, OrgStatus, User
 
 
@@ -109,7 +109,7 @@ async def _touch_key(
     resolution = timedelta(seconds=settings.key_last_used_resolution_s)
     if last_used_at is not None and now - last_used_at < resolution:
         return last_used_at
-    table = APIKey.__table__
+    table = api_keys_table
     async with sessions() as session:
         await session.execute(update(table).where(table.c.id == key_id).values(last_used_at=now))
         await session.commit()

@@ -54,7 +54,9 @@ def submit(
     input_json: Annotated[str, typer.Option("--input", help="Job input as JSON")] = "{}",
     priority: Annotated[int, typer.Option(help="Higher runs first")] = 0,
     timeout_s: Annotated[float | None, typer.Option("--timeout", help="Seconds")] = None,
-    wait: Annotated[bool, typer.Option("--wait", help="Follow progress until the job ends")] = False,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Follow progress until the job ends")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
     """Submit a job; with --wait, show live progress and exit non-zero unless it succeeds."""
@@ -80,8 +82,13 @@ def submit(
 
 def _follow(client: httpx.Client, job: dict[str, Any], *, quiet: bool) -> dict[str, Any]:
     path = f"/v1/organizations/{job['org_id']}/jobs/{job['id']}/events"
-    columns = (TextColumn("job {task.fields[job_id]}"), BarColumn(), TaskProgressColumn(),
-               TimeElapsedColumn(), TextColumn("{task.description}"))
+    columns = (
+        TextColumn("job {task.fields[job_id]}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.description}"),
+    )
     with Progress(*columns, console=err, disable=quiet) as bar:
         task = bar.add_task(job["status"], total=1.0, job_id=job["id"])
         with client.stream("GET", path) as stream:
@@ -91,7 +98,9 @@ def _follow(client: httpx.Client, job: dict[str, Any], *, quiet: bool) -> dict[s
                 event = json.loads(line[6:])
                 data = event["data"]
                 if event["type"] == "progress":
-                    bar.update(task, completed=data["progress"], description=data.get("message") or "")
+                    bar.update(
+                        task, completed=data["progress"], description=data.get("message") or ""
+                    )
                 elif event["type"] == "status":
                     bar.update(task, description=data["status"])
                     if data["status"] in TERMINAL:
@@ -132,8 +141,9 @@ def list_jobs(
         return
     table = Table("id", "kind", "status", "progress", "created")
     for job in page["items"]:
-        table.add_row(str(job["id"]), job["kind"], job["status"], f"{job['progress']:.0%}",
-                      job["created_at"])
+        table.add_row(
+            str(job["id"]), job["kind"], job["status"], f"{job['progress']:.0%}", job["created_at"]
+        )
     console.print(table)
 
 

@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from genway.db import utcnow
-from genway.jobs.models import Job, JobEvent
+from genway.jobs.models import JobEvent, jobs_table
 from genway.jobs.states import JobStatus
 
 PENDING_EVENTS = "pending_job_events"
@@ -47,7 +47,7 @@ async def append_event(
     session: AsyncSession, job_id: int, org_id: int, type_: EventType, data: dict[str, Any]
 ) -> JobEvent:
     """Add the job's next event; it is published by `publish_pending` once committed."""
-    jobs = Job.__table__
+    jobs = jobs_table
     seq = await session.scalar(
         update(jobs)
         .where(jobs.c.id == job_id)

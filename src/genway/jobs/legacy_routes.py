@@ -43,7 +43,9 @@ def legacy_spec(body: dict[str, Any]) -> JobCreate:
     """A canonical job request from a legacy body: `{"prompt", ...}` without `kind` is seed 001's
     image generation (`comfy.generate`) with the body's other fields as its input."""
     if "kind" not in body and "prompt" in body:
-        options = {k: body[k] for k in ("priority", "timeout_s", "max_attempts", "project_id") if k in body}
+        options: dict[str, Any] = {
+            k: body[k] for k in ("priority", "timeout_s", "max_attempts", "project_id") if k in body
+        }
         image_input = {k: v for k, v in body.items() if k not in options}
         body = {"kind": GENERATE_KIND, "input": image_input, **options}
     try:
@@ -105,7 +107,9 @@ async def get_job(job_id: int, context: CallerOrgReader, session: SessionDep) ->
 
 
 @router.get("/{job_id}/result")
-async def get_job_result(job_id: int, context: CallerOrgReader, session: SessionDep) -> dict[str, Any]:
+async def get_job_result(
+    job_id: int, context: CallerOrgReader, session: SessionDep
+) -> dict[str, Any]:
     """The job's result once it succeeded; 409 with the job's status before that."""
     job = await service.get_job(session, context.org_id, job_id)
     if job.status == JobStatus.SUCCEEDED:
@@ -129,8 +133,9 @@ async def cancel_job(
 ) -> CancelResponse:
     job, message = await service.cancel_job(session, context.org_id, job_id)
     announce(request, session)
-    return CancelResponse.model_validate({**JobResponse.model_validate(job).model_dump(),
-                                          "message": message})
+    return CancelResponse.model_validate(
+        {**JobResponse.model_validate(job).model_dump(), "message": message}
+    )
 
 
 WS_UNAUTHORIZED = 4401
@@ -166,7 +171,9 @@ async def job_websocket(
     (1000), or with 4401 (bad credentials) / 4404 (no such job in the caller's organization)."""
     app = websocket.app
     try:
-        principal = await authenticate(websocket, websocket_credential(websocket), app.state.settings)
+        principal = await authenticate(
+            websocket, websocket_credential(websocket), app.state.settings
+        )
         async with app.state.db.sessions() as session:
             if principal.method is AuthMethod.API_KEY:
                 assert principal.key_org is not None

@@ -90,8 +90,9 @@ async def cancel_job(
     """Cancel a queued job at once or signal a running one; a finished job is left as it is."""
     job, message = await service.cancel_job(session, context.org_id, job_id)
     announce(request, session)
-    return CancelResponse.model_validate({**JobResponse.model_validate(job).model_dump(),
-                                          "message": message})
+    return CancelResponse.model_validate(
+        {**JobResponse.model_validate(job).model_dump(), "message": message}
+    )
 
 
 def sse_format(event: dict[str, object] | None) -> str:

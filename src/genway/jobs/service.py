@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from genway.db import utcnow
 from genway.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
 from genway.jobs.events import EventType, append_event
-from genway.jobs.models import Job
+from genway.jobs.models import Job, jobs_table
 from genway.jobs.schemas import JobCreate
 from genway.jobs.states import JobStatus, check_transition
 from genway.queue.wakeup import notify_queued
@@ -44,7 +44,7 @@ class JobFilters:
     created_before: datetime | None = None
 
 
-def org_jobs(org_id: int) -> Select[tuple[Job]]:
+def org_jobs(org_id: int) -> Select[Job]:
     """Every query for an organization's jobs starts here, so the org filter cannot be forgotten."""
     return select(Job).where(Job.org_id == org_id)
 
@@ -104,7 +104,11 @@ async def create_job(
             raise
         return _replay(existing, request_hash), False
     await append_event(
-        session, job.id, job.org_id, EventType.STATUS, {"status": JobStatus.QUEUED, "reason": "submitted"}
+        session,
+        job.id,
+        job.org_id,
+        EventType.STATUS,
+        {"status": JobStatus.QUEUED, "reason": "submitted"},
     )
     await notify_queued(session)
     await session.commit()
@@ -204,19 +208,23 @@ async def cancel_job(session: AsyncSession, org_id: int, job_id: int) -> tuple[J
 
 
 async def _cancel_one(session: AsyncSession, job: Job) -> str:
-    jobs = Job.__table__
+    jobs = jobs_table
     if job.status == JobStatus.QUEUED:
         reason = check_transition(JobStatus.QUEUED, JobStatus.CANCELLED)
         now = utcnow()
         done = await session.execute(
             update(jobs)
             .where(jobs.c.id == job.id, jobs.c.status == JobStatus.QUEUED)
-            .values(status=JobStatus.CANCELLED, cancel_requested=True, finished_at=now,
-                    updated_at=now)
+            .values(
+                status=JobStatus.CANCELLED, cancel_requested=True, finished_at=now, updated_at=now
+            )
         )
         if done.rowcount == 1:  # type: ignore[attr-defined]
             await append_event(
-                session, job.id, job.org_id, EventType.STATUS,
+                session,
+                job.id,
+                job.org_id,
+                EventType.STATUS,
                 {"status": JobStatus.CANCELLED, "reason": reason},
             )
             return "Job cancelled before it started"
@@ -227,7 +235,10 @@ async def _cancel_one(session: AsyncSession, job: Job) -> str:
                 update(jobs).where(jobs.c.id == job.id).values(cancel_requested=True)
             )
             await append_event(
-                session, job.id, job.org_id, EventType.CANCEL_REQUESTED,
+                session,
+                job.id,
+                job.org_id,
+                EventType.CANCEL_REQUESTED,
                 {"message": "cancellation requested by a client"},
             )
         return "Cancellation requested; the running job is being stopped"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Integer, String
+from sqlalchemy import ForeignKey, Integer, String, Table
 from sqlalchemy.orm import Mapped, mapped_column
 
 from genway.db import Base, UTCDateTime, utcnow
@@ -26,3 +26,6 @@ class APIKey(Base):
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+api_keys_table: Table = APIKey.__table__  # type: ignore[assignment]

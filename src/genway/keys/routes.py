@@ -30,8 +30,9 @@ async def create_key_for(
         role=body.role,
         expires_in_days=body.expires_in_days,
     )
-    return APIKeyCreated.model_validate({**APIKeyResponse.model_validate(key).model_dump(),
-                                         "api_key": secret})
+    return APIKeyCreated.model_validate(
+        {**APIKeyResponse.model_validate(key).model_dump(), "api_key": secret}
+    )
 
 
 @router.post("", response_model=APIKeyCreated, status_code=status.HTTP_201_CREATED)
@@ -51,9 +52,7 @@ async def list_api_keys(
 
 @router.get("/{key_id}", response_model=APIKeyResponse)
 async def get_api_key(key_id: int, context: KeyManager, session: SessionDep) -> APIKeyResponse:
-    return APIKeyResponse.model_validate(
-        await service.get_api_key(session, context.org_id, key_id)
-    )
+    return APIKeyResponse.model_validate(await service.get_api_key(session, context.org_id, key_id))
 
 
 @router.delete("/{key_id}", response_model=APIKeyResponse)

@@ -12,8 +12,8 @@ from genway.auth.permissions import Role
 from genway.auth.secrets import display_prefix, hash_secret, new_api_key
 from genway.db import utcnow
 from genway.errors import Forbidden, NotFound
-from genway.kit.pagination import PageParams, paginate
 from genway.keys.models import APIKey
+from genway.kit.pagination import PageParams, paginate
 
 
 class APIKeyNotFound(NotFound):

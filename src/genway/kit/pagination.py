@@ -22,7 +22,9 @@ class PageParams(BaseModel):
 
 async def page_params(
     skip: Annotated[int, Query(ge=0, description="Items to skip")] = 0,
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size, at most 100")] = MAX_LIMIT,
+    limit: Annotated[
+        int, Query(ge=1, le=MAX_LIMIT, description="Page size, at most 100")
+    ] = MAX_LIMIT,
 ) -> PageParams:
     return PageParams(skip=skip, limit=limit)
 
@@ -49,7 +51,7 @@ class Page(BaseModel, Generic[T]):
 
 
 async def paginate(
-    session: AsyncSession, query: Select[tuple[T]], params: PageParams
+    session: AsyncSession, query: Select[T], params: PageParams
 ) -> tuple[Sequence[T], int]:
     """One page of `query`'s rows plus the total count of rows it matches."""
     total = await session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))

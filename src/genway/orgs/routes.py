@@ -87,9 +87,7 @@ async def list_users(context: OrgReader, session: SessionDep, page: PageDep) -> 
     "/v1/organizations/{org_id}/users/{user_id}", response_model=UserResponse, tags=["users"]
 )
 async def get_user(user_id: int, context: OrgReader, session: SessionDep) -> UserResponse:
-    return UserResponse.model_validate(
-        await service.get_org_user(session, context.org_id, user_id)
-    )
+    return UserResponse.model_validate(await service.get_org_user(session, context.org_id, user_id))
 
 
 @router.get("/v1/organizations/{org_id}/members", response_model=Page[MemberResponse])
@@ -105,7 +103,9 @@ async def list_members(
     response_model=MemberResponse,
     status_code=status.HTTP_201_CREATED,
 )
-async def add_member(body: MemberAdd, context: MemberManager, session: SessionDep) -> MemberResponse:
+async def add_member(
+    body: MemberAdd, context: MemberManager, session: SessionDep
+) -> MemberResponse:
     member = await service.add_member(session, context.org_id, context.role, body.email, body.role)
     return _member(member)
 

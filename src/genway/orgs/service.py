@@ -6,7 +6,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from genway.auth.passwords import hash_password
@@ -35,7 +35,10 @@ def normalize_email(email: str) -> str:
 
 
 async def get_user_by_email(session: AsyncSession, email: str) -> User | None:
-    return await session.scalar(select(User).where(User.email == normalize_email(email)))
+    user: User | None = await session.scalar(
+        select(User).where(User.email == normalize_email(email))
+    )
+    return user
 
 
 async def create_user(
@@ -121,7 +124,7 @@ async def update_organization(
     return org
 
 
-def _org_users_query(org_id: int):  # type: ignore[no-untyped-def]
+def _org_users_query(org_id: int) -> Select[User]:
     return (
         select(User)
         .join(Membership, Membership.user_id == User.id)
@@ -138,7 +141,7 @@ async def list_org_users(
 
 async def get_org_user(session: AsyncSession, org_id: int, user_id: int) -> User:
     """A user who is a member of the org. Raises UserNotFound otherwise."""
-    user = await session.scalar(_org_users_query(org_id).where(User.id == user_id))
+    user: User | None = await session.scalar(_org_users_query(org_id).where(User.id == user_id))
     if user is None:
         raise UserNotFound(f"User {user_id} not found")
     return user
@@ -192,9 +195,7 @@ async def add_member(
     _check_can_grant(actor_role, role)
     user = await get_user_by_email(session, email)
     if user is None:
-        raise UserNotFound(
-            f"No user with email {normalize_email(email)}; they must register first"
-        )
+        raise UserNotFound(f"No user with email {normalize_email(email)}; they must register first")
     existing = await session.scalar(
         select(Membership).where(Membership.org_id == org_id, Membership.user_id == user.id)
     )
@@ -225,7 +226,11 @@ async def change_member_role(
     current = Role(member.membership.role)
     _check_can_grant(actor_role, role)
     _check_can_grant(actor_role, current)
-    if current is Role.OWNER and role is not Role.OWNER and await _owner_count(session, org_id) <= 1:
+    if (
+        current is Role.OWNER
+        and role is not Role.OWNER
+        and await _owner_count(session, org_id) <= 1
+    ):
         raise LastOwner("The last owner cannot be demoted; make another member owner first")
     member.membership.role = role
     await session.commit()
@@ -246,7 +251,5 @@ async def remove_member(session: AsyncSession, org_id: int, actor_role: Role, us
 def validate_org_name(name: str) -> str:
     """Raises InvalidInput unless `name` is a lower-case slug."""
     if not re.match(ORG_NAME_PATTERN, name):
-        raise InvalidInput(
-            "Organization name must be 1-100 lower-case letters, digits or dashes"
-        )
+        raise InvalidInput("Organization name must be 1-100 lower-case letters, digits or dashes")
     return name

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from genway.db import utcnow
 from genway.jobs.events import EventType, append_event
-from genway.jobs.models import Job
+from genway.jobs.models import Job, jobs_table
 from genway.jobs.states import JobStatus, check_transition
 
 
@@ -26,7 +26,7 @@ async def claim_next_job(
     kinds: Sequence[str] | None = None,
 ) -> Job | None:
     """Claim the highest-priority, oldest runnable job; None when there is none. Commits."""
-    jobs = Job.__table__
+    jobs = jobs_table
     now = utcnow()
     candidate = (
         select(jobs.c.id)
@@ -64,8 +64,12 @@ async def claim_next_job(
         job.id,
         job.org_id,
         EventType.STATUS,
-        {"status": JobStatus.RUNNING, "reason": reason, "attempt": job.attempts,
-         "worker_id": worker_id},
+        {
+            "status": JobStatus.RUNNING,
+            "reason": reason,
+            "attempt": job.attempts,
+            "worker_id": worker_id,
+        },
     )
     await session.commit()
     return job

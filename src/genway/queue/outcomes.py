@@ -15,12 +15,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from genway.db import utcnow
 from genway.jobs.events import EventType, append_event
-from genway.jobs.models import Job
+from genway.jobs.models import Job, jobs_table
 from genway.jobs.states import JobStatus, check_transition
 
 
 def _held(job_id: int, worker_id: str) -> Any:
-    jobs = Job.__table__
+    jobs = jobs_table
     return (
         (jobs.c.id == job_id)
         & (jobs.c.worker_id == worker_id)
@@ -32,7 +32,7 @@ async def record_progress(
     session: AsyncSession, job: Job, worker_id: str, fraction: float, message: str | None
 ) -> bool:
     """Store progress and its event; False when the worker no longer holds the job."""
-    jobs = Job.__table__
+    jobs = jobs_table
     fraction = min(1.0, max(0.0, fraction))
     held = await session.execute(
         update(jobs)
@@ -67,7 +67,7 @@ async def finish_job(
 ) -> bool:
     """Move a held job to a terminal status; False when the worker no longer holds it."""
     reason = check_transition(JobStatus.RUNNING, status)
-    jobs = Job.__table__
+    jobs = jobs_table
     now = utcnow()
     values: dict[str, Any] = {
         "status": status,
@@ -106,7 +106,7 @@ async def requeue_job(
 
     `refund_attempt` gives back the attempt (a worker shutting down is not the job's fault)."""
     reason = check_transition(JobStatus.RUNNING, JobStatus.QUEUED)
-    jobs = Job.__table__
+    jobs = jobs_table
     condition = (jobs.c.id == job_id) & (jobs.c.status == JobStatus.RUNNING)
     if worker_id is not None:
         condition = _held(job_id, worker_id)
@@ -140,7 +140,7 @@ async def renew_leases(
     """Extend the leases of the worker's running jobs; returns the ids still held."""
     if not job_ids:
         return set()
-    jobs = Job.__table__
+    jobs = jobs_table
     renewed = await session.execute(
         update(jobs)
         .where(
@@ -160,7 +160,7 @@ async def cancel_requests(session: AsyncSession, job_ids: Sequence[int]) -> set[
     """Which of these jobs a client asked to cancel."""
     if not job_ids:
         return set()
-    jobs = Job.__table__
+    jobs = jobs_table
     rows = await session.execute(
         select(jobs.c.id).where(jobs.c.id.in_(list(job_ids)), jobs.c.cancel_requested.is_(True))
     )

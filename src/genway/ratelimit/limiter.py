@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import structlog
 from limits import RateLimitItem, parse
 from limits.aio.storage import Storage
-from limits.storage import storage_from_string
 from limits.aio.strategies import MovingWindowRateLimiter
+from limits.storage import storage_from_string
 
 from genway.config import Settings
 
@@ -36,7 +36,7 @@ def storage_uri(settings: Settings) -> str:
 
 
 class RateLimiter:
-    """Moving-window counters keyed by (limit, identifiers), shared by every API process on Redis."""
+    """Moving-window counters keyed by (limit, identifiers); shared by all processes on Redis."""
 
     def __init__(self, storage: Storage, *, fail_open: bool = True) -> None:
         self.storage = storage
@@ -45,7 +45,9 @@ class RateLimiter:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RateLimiter:
-        return cls(storage_from_string(storage_uri(settings)))
+        storage = storage_from_string(storage_uri(settings))
+        assert isinstance(storage, Storage)
+        return cls(storage)
 
     async def hit(self, limit: RateLimitItem | str, *identifiers: str) -> Verdict:
         """Count one request and say whether it is within the limit."""
@@ -59,7 +61,9 @@ class RateLimiter:
         allowed = await self.strategy.test(item, *identifiers)
         return await self._verdict(item, allowed, identifiers)
 
-    async def _verdict(self, item: RateLimitItem, allowed: bool, identifiers: tuple[str, ...]) -> Verdict:
+    async def _verdict(
+        self, item: RateLimitItem, allowed: bool, identifiers: tuple[str, ...]
+    ) -> Verdict:
         stats = await self.strategy.get_window_stats(item, *identifiers)
         return Verdict(allowed, item.amount, max(0, stats.remaining), stats.reset_time)
 

@@ -56,7 +56,7 @@ class Broadcaster:
 
 
 class RedisBroadcaster(Broadcaster):
-    """Publishes through one Redis channel, in order, and relays what arrives to local subscribers."""
+    """Publishes through one Redis channel, in order; relays what arrives to local subscribers."""
 
     def __init__(self, url: str, channel: str = "genway:job-events") -> None:
         super().__init__()

@@ -14,7 +14,9 @@ from genway.worker.service import build_worker, runtime
 log = structlog.get_logger("genway.worker")
 
 
-async def serve_worker(settings: Settings, concurrency: int | None, kinds: list[str] | None) -> None:
+async def serve_worker(
+    settings: Settings, concurrency: int | None, kinds: list[str] | None
+) -> None:
     async with runtime(settings) as rt:
         worker = build_worker(settings, rt, settings.worker_options(concurrency, kinds))
         loop = asyncio.get_running_loop()
@@ -23,7 +25,9 @@ async def serve_worker(settings: Settings, concurrency: int | None, kinds: list[
         await worker.run()
 
 
-def run_worker_process(settings: Settings, concurrency: int | None, kinds: list[str] | None) -> None:
+def run_worker_process(
+    settings: Settings, concurrency: int | None, kinds: list[str] | None
+) -> None:
     configure_logging(settings.log_level, settings.log_json)
     settings.ensure_data_dir()
     asyncio.run(serve_worker(settings, concurrency, kinds))

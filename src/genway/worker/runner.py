@@ -63,8 +63,9 @@ class Running:
 
 
 def retry_delay(attempt: int, base_s: float, cap_s: float) -> float:
-    """Exponential backoff with full jitter: uniform in [0.5, 1.5] × base × 2^(attempt-1)."""
-    return min(cap_s, base_s * 2 ** max(0, attempt - 1)) * random.uniform(0.5, 1.5)  # noqa: S311
+    """Exponential backoff with full jitter: uniform in [0.5, 1.5] * base * 2^(attempt-1)."""
+    delay: float = min(cap_s, base_s * 2.0 ** max(0, attempt - 1))
+    return delay * random.uniform(0.5, 1.5)  # noqa: S311
 
 
 class Worker:
@@ -146,20 +147,28 @@ class Worker:
         job, ctx = running.job, running.ctx
         try:
             if spec is None:
-                await self._finish(job, JobStatus.FAILED, error={
-                    "code": "unknown_kind",
-                    "message": f"No executor for kind '{job.kind}' on this worker",
-                })
+                await self._finish(
+                    job,
+                    JobStatus.FAILED,
+                    error={
+                        "code": "unknown_kind",
+                        "message": f"No executor for kind '{job.kind}' on this worker",
+                    },
+                )
                 return
             remaining = (ctx.deadline - utcnow()).total_seconds()
             try:
                 async with asyncio.timeout(max(0.0, remaining)):
                     result = await spec.run(job, ctx)
             except TimeoutError:
-                await self._finish(job, JobStatus.FAILED, error={
-                    "code": "timeout",
-                    "message": f"Job exceeded its {job.timeout_s:g} s timeout",
-                })
+                await self._finish(
+                    job,
+                    JobStatus.FAILED,
+                    error={
+                        "code": "timeout",
+                        "message": f"Job exceeded its {job.timeout_s:g} s timeout",
+                    },
+                )
                 return
             await self._conclude(job, ctx, result)
         except JobCancelled:
@@ -175,9 +184,11 @@ class Worker:
             await self._fail(job, failure)
         except Exception as exc:
             log.exception("executor_error", job_id=job.id, kind=job.kind)
-            await self._finish(job, JobStatus.FAILED, error={
-                "code": "executor_error", "message": f"{type(exc).__name__}: {exc}"[:1000]
-            })
+            await self._finish(
+                job,
+                JobStatus.FAILED,
+                error={"code": "executor_error", "message": f"{type(exc).__name__}: {exc}"[:1000]},
+            )
         finally:
             self.running.pop(job.id, None)
             self._slots.release()
@@ -193,10 +204,13 @@ class Worker:
             delay = retry_delay(job.attempts, self.options.retry_base_s, self.options.retry_cap_s)
             async with self.database.sessions() as session:
                 await requeue_job(
-                    session, job.id, job.org_id,
+                    session,
+                    job.id,
+                    job.org_id,
                     run_after=utcnow() + timedelta(seconds=delay),
                     why=f"retry in {delay:.1f} s after: {failure.message}",
-                    error=failure.as_error(), worker_id=self.worker_id,
+                    error=failure.as_error(),
+                    worker_id=self.worker_id,
                 )
                 self.broadcaster.publish(take_pending(session))
             return
@@ -211,8 +225,13 @@ class Worker:
     async def _release(self, job: Job) -> None:
         async with self.database.sessions() as session:
             await requeue_job(
-                session, job.id, job.org_id, run_after=utcnow(),
-                why="worker shut down", worker_id=self.worker_id, refund_attempt=True,
+                session,
+                job.id,
+                job.org_id,
+                run_after=utcnow(),
+                why="worker shut down",
+                worker_id=self.worker_id,
+                refund_attempt=True,
             )
             self.broadcaster.publish(take_pending(session))
         self.wakeup.notify()

@@ -41,6 +41,9 @@ async def runtime(settings: Settings) -> AsyncIterator[Runtime]:
 
 def build_worker(settings: Settings, rt: Runtime, options: WorkerOptions | None = None) -> Worker:
     return Worker(
-        rt.database, rt.broadcaster, rt.wakeup, settings.data_dir,
+        rt.database,
+        rt.broadcaster,
+        rt.wakeup,
+        settings.data_dir,
         options or settings.worker_options(),
     )

@@ -151,7 +151,12 @@ class ComfyUIClient:
         """The prompt's history entry, or None while it is queued, running or unknown."""
         response = self._ok(await self._request("GET", f"/history/{quote(prompt_id, safe='')}"))
         entry = self._json(response).get(prompt_id)
-        return None if entry is None else HistoryEntry.from_json(prompt_id, entry)
+        if entry is None:
+            return None
+        try:
+            return HistoryEntry.from_json(prompt_id, entry)
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            raise UnexpectedResponse(self.base_url, response.status_code, response.text) from exc
 
     async def view(self, filename: str, subfolder: str = "", type: str = "output") -> bytes:
         """The bytes of an output, input or temp file. Raises UnexpectedResponse (404)."""
@@ -203,7 +208,11 @@ class ComfyUIClient:
 
     async def queue(self) -> QueueState:
         """The running and pending prompts."""
-        return QueueState.from_json(self._json(self._ok(await self._request("GET", "/queue"))))
+        response = self._ok(await self._request("GET", "/queue"))
+        try:
+            return QueueState.from_json(self._json(response))
+        except (AttributeError, IndexError, KeyError, TypeError, ValueError) as exc:
+            raise UnexpectedResponse(self.base_url, response.status_code, response.text) from exc
 
     async def system_stats(self) -> dict[str, Any]:
         """`/system_stats`: versions, RAM and devices."""

@@ -153,8 +153,7 @@ class BackendPool:
         backend.failures = 0
         backend.checked_at = self.clock()
         backend.next_check_at = backend.checked_at
-        version = stats.get("system", {}).get("comfyui_version")
-        backend.version = str(version) if version is not None else None
+        backend.version = _version(stats)
 
     def _failed(self, backend: Backend, reason: str) -> None:
         now = self.clock()
@@ -166,6 +165,12 @@ class BackendPool:
         backend.checked_at = now
         delay = min(self.max_backoff, self.base_backoff * 2 ** min(backend.failures - 1, 32))
         backend.next_check_at = now + delay
+
+
+def _version(stats: dict[str, Any]) -> str | None:
+    system = stats.get("system")
+    version = system.get("comfyui_version") if isinstance(system, dict) else None
+    return None if version is None else str(version)
 
 
 class BackendHealthLoop:
