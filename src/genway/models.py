@@ -5,6 +5,7 @@ from genway.db import Base
 from genway.jobs.models import Job, JobEvent
 from genway.keys.models import APIKey
 from genway.orgs.models import Membership, Organization, User
+from genway.ratelimit.models import UsageCounter
 
 __all__ = [
     "APIKey",
@@ -15,5 +16,6 @@ __all__ = [
     "Membership",
     "Organization",
     "RefreshToken",
+    "UsageCounter",
     "User",
 ]
