@@ -88,7 +88,9 @@ class Tenant:
             return user.id, secret
 
 
-async def make_tenant(database: Database, name: str | None = None, tier: Tier = Tier.PRO) -> Tenant:
+async def make_tenant(
+    database: Database, name: str | None = None, tier: Tier = Tier.ENTERPRISE
+) -> Tenant:
     name = name or f"org-{secrets.token_hex(4)}"
     email = f"owner-{name}@example.com"
     async with database.sessions() as session:

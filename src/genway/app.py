@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from genway import __version__
+from genway.admin.routes import router as admin_router
 from genway.auth.cache import PrincipalCache
 from genway.auth.routes import router as auth_router
 from genway.config import Settings
@@ -23,6 +24,9 @@ from genway.observability.middleware import RequestContextMiddleware
 from genway.observability.routes import router as observability_router
 from genway.orgs.routes import router as orgs_router
 from genway.ratelimit.limiter import RateLimiter
+from genway.ratelimit.middleware import RateLimitHeadersMiddleware
+from genway.ratelimit.request_meter import RequestMeter, metering
+from genway.ratelimit.routes import router as usage_router
 from genway.worker.runner import running_worker
 from genway.worker.service import build_worker, runtime
 
@@ -40,17 +44,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.db = rt.database
             app.state.broadcaster = rt.broadcaster
             app.state.wakeup = rt.wakeup
-            app.state.limiter = RateLimiter.from_settings(settings)
+            app.state.limiter = RateLimiter.from_settings(settings, metrics.ratelimit_errors)
             app.state.principal_cache = PrincipalCache(
                 rt.database, enabled=settings.is_sqlite and not settings.redis_url
             )
-            if not settings.embedded_worker:
-                yield
-                return
-            worker = build_worker(settings, rt)
-            app.state.worker = worker
-            async with running_worker(worker):
-                yield
+            meter = RequestMeter(rt.database.sessions)
+            app.state.request_meter = meter
+            async with metering(meter, settings.usage_flush_interval_s):
+                if not settings.embedded_worker:
+                    yield
+                    return
+                worker = build_worker(settings, rt)
+                app.state.worker = worker
+                async with running_worker(worker):
+                    yield
 
     app = FastAPI(
         title="Genway",
@@ -62,6 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = metrics
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
+    app.add_middleware(RateLimitHeadersMiddleware)
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
     for router in (
         observability_router,
@@ -71,6 +79,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         jobs_router,
         legacy_jobs_router,
         jobs_ws_router,
+        usage_router,
+        admin_router,
     ):
         app.include_router(router)
     return app

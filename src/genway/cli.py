@@ -123,6 +123,7 @@ def serve(
             highlight=False,
             soft_wrap=True,
         )
+    sys.stdout.flush()  # the key must be visible even when output is piped to a file
     uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
 
 

@@ -53,11 +53,32 @@ class Settings(BaseSettings):
     key_last_used_resolution_s: int = Field(default=60, ge=0)
 
     login_failures_per_minute: int = Field(default=10, ge=1)
+    ratelimit_enabled: bool = True
+    ratelimit_fail_open: bool = True
+    ratelimit_key_prefix: str = "genway-limits"
+    anonymous_requests_per_minute: int = Field(default=30, ge=1)
+    tier_limits: dict[str, dict[str, int | None]] = Field(
+        default_factory=dict, description='Per-tier changes, e.g. {"free": {"images_per_day": 20}}'
+    )
+    usage_flush_interval_s: float = Field(default=5.0, gt=0)
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     comfyui_urls: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["http://127.0.0.1:8188"]
     )
+
+    openai_base_url: str | None = None
+    openai_api_key: SecretStr | None = None
+    anthropic_base_url: str | None = None
+    anthropic_api_key: SecretStr | None = None
+    routing_file: Path | None = None
+    llm_timeout_s: float = Field(default=180.0, gt=0, description="Deadline of one model call")
+    llm_max_retries: int = Field(default=2, ge=0, le=10)
+    llm_retry_base_s: float = Field(default=0.5, ge=0)
+    llm_max_tokens: int = Field(default=4096, ge=1)
+    agent_timeout_s: float = Field(default=300.0, gt=0, description="Default agent run deadline")
+    project_file_max_bytes: int = Field(default=512 * 1024, ge=1)
+    project_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1)
 
     url: str = Field(default="http://127.0.0.1:8000", description="Where the CLI finds Genway")
     api_key: SecretStr | None = Field(default=None, description="The CLI's API key")

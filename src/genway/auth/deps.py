@@ -19,6 +19,7 @@ from genway.config import Settings
 from genway.db import Database, SessionDep
 from genway.errors import Forbidden, NotFound, Unauthorized
 from genway.orgs.models import Membership, Organization
+from genway.ratelimit.enforce import enforce_job_creation_limit, enforce_request_limits
 
 
 async def get_settings(request: HTTPConnection) -> Settings:
@@ -63,7 +64,12 @@ async def authenticate(
 
 
 async def current_principal(request: Request) -> Principal:
-    return await authenticate(request, credential_from_headers(request), request.app.state.settings)
+    principal = await authenticate(
+        request, credential_from_headers(request), request.app.state.settings
+    )
+    # A key's organization is known now; a login's is known once the path names one.
+    await enforce_request_limits(request, principal.key_org, principal.user_id)
+    return principal
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
@@ -113,6 +119,7 @@ async def resolve_org(
     org, role = row
     ensure_org_active(org)
     request.state.org_id = org.id
+    await enforce_request_limits(request, org, principal.user_id)
     return OrgContext(org, principal, Role(role))
 
 
@@ -156,8 +163,12 @@ def require(action: Action, *, scope: str = "path") -> object:
     after checking the caller's role allows `action`."""
     source = org_context if scope == "path" else caller_org_context
 
-    async def dependency(context: Annotated[OrgContext, Depends(source)]) -> OrgContext:
+    async def dependency(
+        request: Request, context: Annotated[OrgContext, Depends(source)]
+    ) -> OrgContext:
         context.require(action)
+        if action is Action.CREATE_JOBS:
+            await enforce_job_creation_limit(request, context.org)
         return context
 
     return Depends(dependency)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Request, Response, status
+from fastapi import APIRouter, Depends, Request, Response, status
 from sqlalchemy import select
 
 from genway.auth import service
@@ -28,9 +28,11 @@ from genway.kit.pagination import Page, PageDep
 from genway.orgs.models import Membership, Organization
 from genway.orgs.schemas import UserResponse
 from genway.ratelimit.client_ip import client_ip
+from genway.ratelimit.enforce import enforce_anonymous_limit
 from genway.ratelimit.limiter import RateLimiter
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+anonymous = [Depends(enforce_anonymous_limit)]
 
 CallerKeyManager = Annotated[OrgContext, require(Action.MANAGE_KEYS, scope="caller")]
 
@@ -44,7 +46,12 @@ def _pair(pair: service.TokenPair) -> TokenResponse:
     )
 
 
-@router.post("/register", response_model=UserResponse, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/register",
+    response_model=UserResponse,
+    status_code=status.HTTP_201_CREATED,
+    dependencies=anonymous,
+)
 async def register(
     body: RegisterRequest, session: SessionDep, settings: SettingsDep
 ) -> UserResponse:
@@ -52,7 +59,7 @@ async def register(
     return UserResponse.model_validate(user)
 
 
-@router.post("/login", response_model=TokenResponse)
+@router.post("/login", response_model=TokenResponse, dependencies=anonymous)
 async def login(
     body: LoginRequest, request: Request, session: SessionDep, settings: SettingsDep
 ) -> TokenResponse:
@@ -60,7 +67,7 @@ async def login(
     limit = f"{settings.login_failures_per_minute}/minute"
     identity = (body.email.strip().lower(), client_ip(request, settings.trusted_proxies))
     verdict = await limiter.test(limit, "login-failures", *identity)
-    if not verdict.allowed:
+    if verdict is not None and not verdict.allowed:
         raise TooManyRequests(
             "Too many failed logins; try again later",
             headers={"Retry-After": str(verdict.retry_after_s)},
@@ -73,7 +80,7 @@ async def login(
     return _pair(pair)
 
 
-@router.post("/refresh", response_model=TokenResponse)
+@router.post("/refresh", response_model=TokenResponse, dependencies=anonymous)
 async def refresh(
     body: RefreshRequest, session: SessionDep, settings: SettingsDep
 ) -> TokenResponse:

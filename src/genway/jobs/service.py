@@ -20,7 +20,11 @@ from genway.jobs.events import EventType, append_event
 from genway.jobs.models import Job, jobs_table
 from genway.jobs.schemas import JobCreate
 from genway.jobs.states import JobStatus, check_transition
+from genway.orgs.models import Organization
 from genway.queue.wakeup import notify_queued
+from genway.ratelimit.quotas import QuotaExceeded, consume_quota
+from genway.ratelimit.tiers import limits_for
+from genway.ratelimit.usage import Metric, record_usage
 from genway.worker.registry import validate_job_input
 
 
@@ -66,8 +70,9 @@ async def create_job(
     """Store and queue a job in one transaction; returns (job, created).
 
     An `idempotency_key` already used with the same request returns that job (created False).
+    A top-level job draws on its kind's daily quota (child jobs belong to their parent's).
     Raises InvalidInput (unknown kind, bad input), PayloadTooLarge, Conflict (key reused with a
-    different request)."""
+    different request), QuotaExceeded."""
     size = len(json.dumps(spec.input, separators=(",", ":")))
     if size > max_input_bytes:
         raise PayloadTooLarge(f"Job input is {size} bytes; the limit is {max_input_bytes}")
@@ -103,6 +108,7 @@ async def create_job(
         if existing is None:
             raise
         return _replay(existing, request_hash), False
+    await _meter_submission(session, submitter, job)
     await append_event(
         session,
         job.id,
@@ -113,6 +119,20 @@ async def create_job(
     await notify_queued(session)
     await session.commit()
     return job, True
+
+
+async def _meter_submission(session: AsyncSession, submitter: Submitter, job: Job) -> None:
+    if job.parent_id is None:
+        org = await session.get(Organization, submitter.org_id)
+        assert org is not None
+        try:
+            await consume_quota(session, org, limits_for(org), job.kind, job.input)
+        except QuotaExceeded:
+            await session.rollback()
+            raise
+    await record_usage(
+        session, submitter.org_id, f"{Metric.JOBS}:{job.kind}", user_id=submitter.user_id
+    )
 
 
 async def _by_idempotency_key(session: AsyncSession, org_id: int, key: str) -> Job | None:

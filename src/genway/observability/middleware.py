@@ -84,6 +84,9 @@ class RequestContextMiddleware:
         method = scope.get("method", "WS")
         if scope["type"] == "http":
             self.metrics.observe_request(method, route, status, elapsed)
+        meter = getattr(scope["app"].state, "request_meter", None) if "app" in scope else None
+        if meter is not None and state.get("org_id") is not None:
+            meter.count(state["org_id"], state.get("user_id"))
         log.info(
             "request",
             request_id=request_id,

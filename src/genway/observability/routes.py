@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import structlog
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -14,6 +15,7 @@ from genway import __version__
 from genway.db import Database
 
 router = APIRouter(tags=["health"])
+log = structlog.get_logger("genway.health")
 
 
 async def check_database(database: Database) -> dict[str, Any]:

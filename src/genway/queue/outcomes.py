@@ -17,6 +17,7 @@ from genway.db import utcnow
 from genway.jobs.events import EventType, append_event
 from genway.jobs.models import Job, jobs_table
 from genway.jobs.states import JobStatus, check_transition
+from genway.ratelimit.usage import Metric, record_usage
 
 
 def _held(job_id: int, worker_id: str) -> Any:
@@ -87,6 +88,9 @@ async def finish_job(
     if error is not None:
         data["error"] = error
     await append_event(session, job.id, job.org_id, EventType.STATUS, data)
+    if job.started_at is not None:
+        compute_ms = int((now - job.started_at).total_seconds() * 1000)
+        await record_usage(session, job.org_id, Metric.COMPUTE_MS, compute_ms, user_id=job.user_id)
     await session.commit()
     return True
 

@@ -20,7 +20,7 @@ class Metric:
     JOBS = "jobs"  # jobs:<kind>
     IMAGES = "images"
     AGENT_RUNS = "agent_runs"
-    COMPUTE_SECONDS = "compute_seconds"
+    COMPUTE_MS = "compute_ms"  # milliseconds, so sub-second jobs add up exactly
     TOKENS_IN = "tokens_in"  # tokens_in:<provider:model>
     TOKENS_OUT = "tokens_out"  # tokens_out:<provider:model>
 

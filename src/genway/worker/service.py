@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from genway.config import Settings
 from genway.db import Database
 from genway.queue.wakeup import Wakeup
+from genway.ratelimit.tiers import configure_tiers
 from genway.realtime.broadcast import Broadcaster, create_broadcaster
 from genway.worker.registry import load_executors
 from genway.worker.runner import Worker, WorkerOptions
@@ -26,6 +27,7 @@ class Runtime:
 @contextlib.asynccontextmanager
 async def runtime(settings: Settings) -> AsyncIterator[Runtime]:
     load_executors(settings.executor_modules)
+    configure_tiers(settings.tier_limits)
     database = Database(settings.resolved_database_url)
     broadcaster = create_broadcaster(settings.redis_url)
     wakeup = Wakeup(settings.resolved_database_url)

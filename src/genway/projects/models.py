@@ -1,0 +1,79 @@
+"""Projects, their files (a virtual file system) and the revision history of those files.
+
+A write (one file, or a batch such as an agent's edits) is one project revision: the project's
+`head_revision` goes up by one and every file it changed gets a `FileRevision` row with that
+number, so a revision can be listed, read back, and a file read as of any revision.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from genway.db import Base, UTCDateTime, utcnow
+
+
+class Project(Base):
+    __tablename__ = "projects"
+    __table_args__ = (Index("ix_projects_org_id_id", "org_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    repository_url: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_by: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), nullable=True
+    )
+    head_revision: Mapped[int] = mapped_column(Integer, default=0)
+    total_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class ProjectFile(Base):
+    """A file as it is now; `revision` is the project revision that last wrote it."""
+
+    __tablename__ = "project_files"
+    __table_args__ = (UniqueConstraint("project_id", "path"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    path: Mapped[str] = mapped_column(String(512))
+    content: Mapped[str] = mapped_column(Text, default="")
+    language: Mapped[str | None] = mapped_column(String(50), nullable=True)
+    size_bytes: Mapped[int] = mapped_column(Integer, default=0)
+    sha256: Mapped[str] = mapped_column(String(64))
+    revision: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class FileRevision(Base):
+    """One file's change in one project revision: its content after a write, or a deletion."""
+
+    __tablename__ = "file_revisions"
+    __table_args__ = (
+        UniqueConstraint("project_id", "revision", "path"),
+        Index("ix_file_revisions_project_id_path", "project_id", "path", "revision"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    revision: Mapped[int] = mapped_column(Integer)
+    path: Mapped[str] = mapped_column(String(512))
+    action: Mapped[str] = mapped_column(String(10))
+    content: Mapped[str | None] = mapped_column(Text, nullable=True)
+    language: Mapped[str | None] = mapped_column(String(50), nullable=True)
+    size_bytes: Mapped[int] = mapped_column(Integer, default=0)
+    sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    author_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), nullable=True
+    )
+    job_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    message: Mapped[str] = mapped_column(String(500), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

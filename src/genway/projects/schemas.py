@@ -1,0 +1,147 @@
+"""Project and file requests and responses (canonical, and the seed 002/004 legacy shapes)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, ConfigDict, Field, model_validator
+
+from genway.kit.json_limits import bounded_json
+from genway.kit.schemas import RequestModel, ResponseModel
+
+ProjectSettings = Annotated[
+    dict[str, Any], AfterValidator(lambda v: bounded_json(v, max_bytes=64 * 1024, max_depth=8))
+]
+NAME = Field(min_length=1, max_length=200)
+DESCRIPTION = Field(default="", max_length=10_000)
+REPOSITORY_URL = Field(default=None, max_length=500, pattern=r"^(https?|ssh|git)://\S+$|^git@\S+$")
+LANGUAGE = Field(default=None, max_length=50, pattern=r"^[A-Za-z0-9_+#.\- ]+$")
+
+
+class ProjectCreate(RequestModel):
+    name: str = NAME
+    description: str = DESCRIPTION
+    repository_url: str | None = REPOSITORY_URL
+    settings: ProjectSettings = Field(default_factory=dict)
+
+
+class ProjectUpdate(RequestModel):
+    """Only the fields sent are changed; `settings` replaces the whole object."""
+
+    name: str | None = NAME
+    description: str | None = Field(default=None, max_length=10_000)
+    repository_url: str | None = REPOSITORY_URL
+    settings: ProjectSettings | None = None
+
+
+class ProjectResponse(ResponseModel):
+    id: int
+    organization_id: int = Field(validation_alias="org_id")
+    name: str
+    description: str
+    repository_url: str | None
+    settings: dict[str, Any]
+    head_revision: int
+    total_bytes: int
+    created_by: int | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class FilePut(RequestModel):
+    # File content is stored byte for byte, and paths are checked as sent, so nothing is stripped.
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+    path: str = Field(min_length=1, max_length=4096)
+    content: str
+    language: str | None = LANGUAGE
+
+
+class FileSummary(ResponseModel):
+    path: str
+    language: str | None
+    size_bytes: int
+    sha256: str
+    revision: int
+    updated_at: datetime
+
+
+class FileResponse(FileSummary):
+    project_id: int
+    content: str
+
+
+class FileWriteResponse(FileResponse):
+    created: bool
+
+
+class FileChange(ResponseModel):
+    path: str
+    action: str
+    language: str | None
+    size_bytes: int
+    sha256: str | None
+
+
+class FileChangeWithContent(FileChange):
+    content: str | None
+
+
+class RevisionSummary(ResponseModel):
+    revision: int
+    author_id: int | None
+    job_id: int | None
+    message: str
+    created_at: datetime
+    changes: list[FileChange]
+
+
+class RevisionResponse(RevisionSummary):
+    project_id: int
+    changes: list[FileChangeWithContent]  # type: ignore[assignment]
+
+
+class LegacyProjectCreate(RequestModel):
+    """Seed 002 (`title`, `mode`, `tech_stack`) and seed 004 (`name`, `github_url`) shapes."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    title: str | None = Field(default=None, min_length=1, max_length=200)
+    description: str = DESCRIPTION
+    repository_url: str | None = REPOSITORY_URL
+    github_url: str | None = REPOSITORY_URL
+    mode: str | None = Field(default=None, max_length=50)
+    tech_stack: list[str] | None = Field(default=None, max_length=50)
+    settings: ProjectSettings = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _needs_a_name(self) -> LegacyProjectCreate:
+        if not (self.name or self.title):
+            raise ValueError("'name' (or 'title') is required")
+        return self
+
+
+class LegacyProjectUpdate(RequestModel):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    title: str | None = Field(default=None, min_length=1, max_length=200)
+    description: str | None = Field(default=None, max_length=10_000)
+    repository_url: str | None = REPOSITORY_URL
+    github_url: str | None = REPOSITORY_URL
+    mode: str | None = Field(default=None, max_length=50)
+    tech_stack: list[str] | None = Field(default=None, max_length=50)
+    settings: ProjectSettings | None = None
+
+
+class LegacyProjectResponse(ProjectResponse):
+    title: str
+    user_id: int | None
+    status: str = "active"
+    github_url: str | None
+    mode: str | None = None
+    tech_stack: list[str] | None = None
+
+
+class LegacyFileList(ResponseModel):
+    project_id: int
+    count: int
+    files: list[FileResponse]
