@@ -12,6 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from genway import __version__
+from genway.admin.service import collect_stats
 from genway.db import Database
 
 router = APIRouter(tags=["health"])
@@ -44,6 +45,10 @@ async def health(request: Request) -> JSONResponse:
 
 @router.get("/metrics", include_in_schema=False)
 async def metrics(request: Request) -> Response:
-    return Response(
-        generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST
-    )
+    registry = request.app.state.metrics
+    try:
+        async with request.app.state.db.sessions() as session:
+            registry.set_service_stats(await collect_stats(session))
+    except Exception as exc:  # the request metrics are still worth serving
+        log.error("service_stats_failed", error=str(exc))
+    return Response(generate_latest(registry.registry), media_type=CONTENT_TYPE_LATEST)
