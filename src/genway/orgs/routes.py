@@ -72,7 +72,9 @@ async def get_organization(context: OrgReader) -> OrganizationResponse:
 async def update_organization(
     body: OrganizationUpdate, context: OrgManager, session: SessionDep
 ) -> OrganizationResponse:
-    org = await session.merge(context.org)
+    # Load a fresh row: `context.org` may come from the principal cache, and merging it would
+    # write its (possibly older) values back.
+    org = await service.get_organization(session, context.org_id)
     org = await service.update_organization(session, org, body)
     return OrganizationResponse.model_validate(org)
 

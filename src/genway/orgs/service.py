@@ -107,6 +107,14 @@ async def list_organizations(
     return await paginate(session, query, params)
 
 
+async def get_organization(session: AsyncSession, org_id: int) -> Organization:
+    """Raises OrganizationNotFound."""
+    org = await session.get(Organization, org_id, populate_existing=True)
+    if org is None:
+        raise OrganizationNotFound(f"Organization {org_id} not found")
+    return org
+
+
 async def update_organization(
     session: AsyncSession, org: Organization, changes: OrganizationUpdate
 ) -> Organization:
