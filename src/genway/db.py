@@ -79,7 +79,9 @@ def create_engine(url: str) -> AsyncEngine:
         )
         event.listen(engine.sync_engine, "connect", _configure_sqlite)
         return engine
-    return create_async_engine(url, pool_size=10, max_overflow=20, pool_recycle=1800)
+    # 10 + 5 per process: with several API and worker processes on one server, a larger pool
+    # would exhaust PostgreSQL's default 100 connections.
+    return create_async_engine(url, pool_size=10, max_overflow=5, pool_recycle=1800)
 
 
 AUTH_TABLES = frozenset(

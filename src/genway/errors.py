@@ -13,6 +13,8 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = structlog.get_logger("genway.errors")
@@ -116,6 +118,22 @@ async def validation_error_handler(_request: Request, exc: Exception) -> JSONRes
     return JSONResponse(error_body(422, detail), status_code=422)
 
 
+async def database_unavailable_handler(request: Request, exc: Exception) -> JSONResponse:
+    # Out of connections, database restarting, network blip: the client should retry, and a
+    # 503 says so where a 500 would say the request itself was at fault.
+    log.error(
+        "database_unavailable",
+        path=request.url.path,
+        request_id=getattr(request.state, "request_id", None),
+        error=f"{type(exc).__name__}: {str(exc)[:300]}",
+    )
+    return JSONResponse(
+        error_body(503, "The database is temporarily unavailable; retry shortly"),
+        status_code=503,
+        headers={"Retry-After": "1"},
+    )
+
+
 async def unhandled_error_handler(request: Request, exc: Exception) -> JSONResponse:
     log.error(
         "unhandled_error",
@@ -130,4 +148,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(GenwayError, genway_error_handler)
     app.add_exception_handler(StarletteHTTPException, http_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
+    for unavailable in (OperationalError, InterfaceError, PoolTimeout, ConnectionError):
+        app.add_exception_handler(unavailable, database_unavailable_handler)
     app.add_exception_handler(Exception, unhandled_error_handler)

@@ -30,8 +30,14 @@ async def test_health_503_when_database_down(url: str, tmp_path: Path):
     async with live_server(create_app(settings)) as base:
         async with httpx.AsyncClient(base_url=base) as client:
             response = await client.get("/health")
+            authenticated = await client.get(
+                "/v1/users/me", headers={"X-API-Key": "gw_" + "x" * 43}
+            )
     assert response.status_code == 503
     assert response.json()["checks"]["database"]["status"] == "down"
+    # A request that needs the database says "retry" (503), not "server bug" (500).
+    assert authenticated.status_code == 503 and authenticated.headers["retry-after"] == "1"
+    assert authenticated.json()["status_code"] == 503
 
 
 async def test_request_id_echoed_or_generated(client: httpx.AsyncClient):

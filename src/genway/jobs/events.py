@@ -55,6 +55,19 @@ async def append_event(
         .returning(jobs.c.last_event_seq)
     )
     assert seq is not None
+    return add_event(session, job_id, org_id, seq, type_, data)
+
+
+def add_event(
+    session: AsyncSession,
+    job_id: int,
+    org_id: int,
+    seq: int,
+    type_: EventType,
+    data: dict[str, Any],
+) -> JobEvent:
+    """Add an event whose `seq` the caller already took from the job row (by incrementing
+    `last_event_seq` in the same UPDATE that changed the job, saving a statement)."""
     event = JobEvent(job_id=job_id, seq=seq, type=type_, data=data, created_at=utcnow())
     session.add(event)
     session.info.setdefault(PENDING_EVENTS, []).append(event_payload(event, org_id))

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request, Response, WebSocket, status
+from fastapi.responses import FileResponse
 from fastapi.websockets import WebSocketDisconnect
 from pydantic import ValidationError
 from sqlalchemy import select
@@ -28,6 +29,8 @@ from genway.jobs.schemas import (
 from genway.jobs.states import JobStatus
 from genway.orgs.models import Membership
 from genway.realtime.streams import job_event_stream
+from genway.storage.deps import BlobStoreDep, file_response
+from genway.storage.service import first_image
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs (legacy)"])
 ws_router = APIRouter(tags=["jobs (legacy)"])
@@ -106,13 +109,21 @@ async def get_job(job_id: int, context: CallerOrgReader, session: SessionDep) ->
     return await job_response(session, await service.get_job(session, context.org_id, job_id))
 
 
-@router.get("/{job_id}/result")
+@router.get(
+    "/{job_id}/result",
+    response_model=None,
+    responses={200: {"content": {"application/json": {}, "image/png": {}}}},
+)
 async def get_job_result(
-    job_id: int, context: CallerOrgReader, session: SessionDep
-) -> dict[str, Any]:
-    """The job's result once it succeeded; 409 with the job's status before that."""
+    job_id: int, context: CallerOrgReader, session: SessionDep, store: BlobStoreDep
+) -> dict[str, Any] | FileResponse:
+    """The job's result once it succeeded (for an image job: its first image, with its content
+    type); 409 with the job's status before that."""
     job = await service.get_job(session, context.org_id, job_id)
     if job.status == JobStatus.SUCCEEDED:
+        image = await first_image(session, context.org_id, job.id)
+        if image is not None:
+            return file_response(store, image)
         return {"job_id": job.id, "status": job.status, "result": job.result}
     if job.status in (JobStatus.FAILED, JobStatus.CANCELLED):
         raise GenwayError(

@@ -78,5 +78,8 @@ class JobEvent(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+# The claim's per-organization probe: an organization's best runnable job.
+Index("ix_jobs_org_queue", Job.org_id, Job.status, Job.priority.desc(), Job.id)
+
 # Core-level handle for single-statement claims and fenced updates (typed as a Table).
 jobs_table: Table = Job.__table__  # type: ignore[assignment]

@@ -16,13 +16,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from genway.db import utcnow
 from genway.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
-from genway.jobs.events import EventType, append_event
+from genway.jobs.events import EventType, add_event, append_event
 from genway.jobs.models import Job, jobs_table
 from genway.jobs.schemas import JobCreate
 from genway.jobs.states import JobStatus, check_transition
 from genway.orgs.models import Organization
 from genway.queue.wakeup import notify_queued
-from genway.ratelimit.quotas import QuotaExceeded, consume_quota
+from genway.ratelimit.quotas import QuotaExceeded, consume_quota, quota_metric
 from genway.ratelimit.tiers import limits_for
 from genway.ratelimit.usage import Metric, record_usage
 from genway.worker.registry import validate_job_input
@@ -98,6 +98,7 @@ async def create_job(
         request_hash=request_hash,
         run_after=utcnow(),
         created_at=utcnow(),
+        last_event_seq=1,  # the "queued" event below
     )
     session.add(job)
     try:
@@ -108,21 +109,23 @@ async def create_job(
         if existing is None:
             raise
         return _replay(existing, request_hash), False
-    await _meter_submission(session, submitter, job)
-    await append_event(
+    add_event(
         session,
         job.id,
         job.org_id,
+        1,
         EventType.STATUS,
         {"status": JobStatus.QUEUED, "reason": "submitted"},
     )
     await notify_queued(session)
+    # Last before commit: the counter rows it upserts stay locked only until then.
+    await _meter_submission(session, submitter, job)
     await session.commit()
     return job, True
 
 
 async def _meter_submission(session: AsyncSession, submitter: Submitter, job: Job) -> None:
-    if job.parent_id is None:
+    if job.parent_id is None and quota_metric(job.kind) is not None:
         org = await session.get(Organization, submitter.org_id)
         assert org is not None
         try:

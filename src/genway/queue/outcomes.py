@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from genway.db import utcnow
-from genway.jobs.events import EventType, append_event
+from genway.jobs.events import EventType, add_event, append_event
 from genway.jobs.models import Job, jobs_table
 from genway.jobs.states import JobStatus, check_transition
 from genway.ratelimit.usage import Metric, record_usage
@@ -29,22 +29,42 @@ def _held(job_id: int, worker_id: str) -> Any:
     )
 
 
+async def _update_with_event(
+    session: AsyncSession, condition: Any, values: dict[str, Any]
+) -> int | None:
+    """Apply `values` where `condition` holds, taking the job's next event number in the same
+    statement; the event's seq, or None (after a rollback) when no row matched."""
+    jobs = jobs_table
+    seq = await session.scalar(
+        update(jobs)
+        .where(condition)
+        .values(**values, last_event_seq=jobs.c.last_event_seq + 1)
+        .returning(jobs.c.last_event_seq)
+    )
+    if seq is None:
+        await session.rollback()
+    return seq
+
+
 async def record_progress(
     session: AsyncSession, job: Job, worker_id: str, fraction: float, message: str | None
 ) -> bool:
     """Store progress and its event; False when the worker no longer holds the job."""
-    jobs = jobs_table
     fraction = min(1.0, max(0.0, fraction))
-    held = await session.execute(
-        update(jobs)
-        .where(_held(job.id, worker_id))
-        .values(progress=fraction, progress_message=message, updated_at=utcnow())
+    seq = await _update_with_event(
+        session,
+        _held(job.id, worker_id),
+        {"progress": fraction, "progress_message": message, "updated_at": utcnow()},
     )
-    if held.rowcount != 1:  # type: ignore[attr-defined]
-        await session.rollback()
+    if seq is None:
         return False
-    await append_event(
-        session, job.id, job.org_id, EventType.PROGRESS, {"progress": fraction, "message": message}
+    add_event(
+        session,
+        job.id,
+        job.org_id,
+        seq,
+        EventType.PROGRESS,
+        {"progress": fraction, "message": message},
     )
     await session.commit()
     return True
@@ -68,7 +88,6 @@ async def finish_job(
 ) -> bool:
     """Move a held job to a terminal status; False when the worker no longer holds it."""
     reason = check_transition(JobStatus.RUNNING, status)
-    jobs = jobs_table
     now = utcnow()
     values: dict[str, Any] = {
         "status": status,
@@ -80,14 +99,13 @@ async def finish_job(
     }
     if status is JobStatus.SUCCEEDED:
         values["progress"] = 1.0
-    held = await session.execute(update(jobs).where(_held(job.id, worker_id)).values(**values))
-    if held.rowcount != 1:  # type: ignore[attr-defined]
-        await session.rollback()
+    seq = await _update_with_event(session, _held(job.id, worker_id), values)
+    if seq is None:
         return False
     data: dict[str, Any] = {"status": status, "reason": reason, "attempt": job.attempts}
     if error is not None:
         data["error"] = error
-    await append_event(session, job.id, job.org_id, EventType.STATUS, data)
+    add_event(session, job.id, job.org_id, seq, EventType.STATUS, data)
     if job.started_at is not None:
         compute_ms = int((now - job.started_at).total_seconds() * 1000)
         await record_usage(session, job.org_id, Metric.COMPUTE_MS, compute_ms, user_id=job.user_id)
@@ -114,26 +132,25 @@ async def requeue_job(
     condition = (jobs.c.id == job_id) & (jobs.c.status == JobStatus.RUNNING)
     if worker_id is not None:
         condition = _held(job_id, worker_id)
-    moved = await session.execute(
-        update(jobs)
-        .where(condition)
-        .values(
-            status=JobStatus.QUEUED,
-            worker_id=None,
-            lease_expires_at=None,
-            run_after=run_after,
-            error=error,
-            updated_at=utcnow(),
-            attempts=jobs.c.attempts - 1 if refund_attempt else jobs.c.attempts,
-        )
+    seq = await _update_with_event(
+        session,
+        condition,
+        {
+            "status": JobStatus.QUEUED,
+            "worker_id": None,
+            "lease_expires_at": None,
+            "run_after": run_after,
+            "error": error,
+            "updated_at": utcnow(),
+            "attempts": jobs.c.attempts - 1 if refund_attempt else jobs.c.attempts,
+        },
     )
-    if moved.rowcount != 1:  # type: ignore[attr-defined]
-        await session.rollback()
+    if seq is None:
         return False
     data: dict[str, Any] = {"status": JobStatus.QUEUED, "reason": f"{reason}: {why}"}
     if error is not None:
         data["error"] = error
-    await append_event(session, job_id, org_id, EventType.STATUS, data)
+    add_event(session, job_id, org_id, seq, EventType.STATUS, data)
     await session.commit()
     return True
 

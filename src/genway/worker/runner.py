@@ -17,6 +17,7 @@ from typing import Any
 
 import structlog
 
+from genway.config import Settings
 from genway.db import Database, utcnow
 from genway.jobs.events import EventType, take_pending
 from genway.jobs.models import Job
@@ -33,7 +34,7 @@ from genway.queue.outcomes import (
 from genway.queue.reaper import Reaper
 from genway.queue.wakeup import Wakeup
 from genway.realtime.broadcast import Broadcaster
-from genway.worker.context import JobCancelled, JobContext, JobFailed
+from genway.worker.context import JobCancelled, JobContext, JobDeferred, JobFailed
 from genway.worker.registry import get_executor
 
 log = structlog.get_logger("genway.worker")
@@ -76,12 +77,15 @@ class Worker:
         wakeup: Wakeup,
         data_dir: Path,
         options: WorkerOptions | None = None,
+        settings: Settings | None = None,
     ) -> None:
         self.database = database
         self.broadcaster = broadcaster
         self.wakeup = wakeup
         self.data_dir = data_dir
         self.options = options or WorkerOptions()
+        # Executors that reach engines (LLM providers, ComfyUI) read their URLs from here.
+        self.settings = settings if settings is not None else Settings()
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.running: dict[int, Running] = {}
         self._slots = asyncio.Semaphore(self.options.concurrency)
@@ -142,6 +146,13 @@ class Worker:
         running = Running(job, JobContext(job, self, deadline))
         self.running[job.id] = running
         running.task = asyncio.create_task(self._execute(running, spec), name=f"job-{job.id}")
+        # Cleanup in a done-callback runs even for a task cancelled before it first ran, so a
+        # slot can never leak.
+        running.task.add_done_callback(lambda _task: self._forget(job.id))
+
+    def _forget(self, job_id: int) -> None:
+        if self.running.pop(job_id, None) is not None:
+            self._slots.release()
 
     async def _execute(self, running: Running, spec: Any) -> None:
         job, ctx = running.job, running.ctx
@@ -180,6 +191,8 @@ class Worker:
                 await self._release(job)
             else:
                 raise
+        except JobDeferred as deferral:
+            await self._release(job, f"deferred: {deferral.reason}", deferral.delay_s)
         except JobFailed as failure:
             await self._fail(job, failure)
         except Exception as exc:
@@ -189,9 +202,6 @@ class Worker:
                 JobStatus.FAILED,
                 error={"code": "executor_error", "message": f"{type(exc).__name__}: {exc}"[:1000]},
             )
-        finally:
-            self.running.pop(job.id, None)
-            self._slots.release()
 
     async def _conclude(self, job: Job, ctx: JobContext, result: dict[str, Any] | None) -> None:
         if ctx.cancelled.is_set():
@@ -222,14 +232,15 @@ class Worker:
                 log.warning("lost_lease", job_id=job.id, status=status)
             self.broadcaster.publish(take_pending(session))
 
-    async def _release(self, job: Job) -> None:
+    async def _release(self, job: Job, why: str = "worker shut down", delay_s: float = 0) -> None:
+        """Back to the queue without spending an attempt (the job was not at fault)."""
         async with self.database.sessions() as session:
             await requeue_job(
                 session,
                 job.id,
                 job.org_id,
-                run_after=utcnow(),
-                why="worker shut down",
+                run_after=utcnow() + timedelta(seconds=delay_s),
+                why=why,
                 worker_id=self.worker_id,
                 refund_attempt=True,
             )
@@ -255,13 +266,14 @@ class Worker:
                 log.error("worker_chore_failed", chore=action.__name__, error=str(exc))
 
     async def _heartbeat(self) -> None:
-        if not self.running:
+        # Judge only the jobs we asked about: one claimed while the renewal was in flight is not
+        # in `held`, and is not lost either.
+        asked = list(self.running)
+        if not asked:
             return
         async with self.database.sessions() as session:
-            held = await renew_leases(
-                session, self.worker_id, list(self.running), self.options.lease_s
-            )
-        for job_id in set(self.running) - held:
+            held = await renew_leases(session, self.worker_id, asked, self.options.lease_s)
+        for job_id in set(asked) - held:
             # Another worker took it after our lease lapsed: stop our copy.
             lost = self.running.get(job_id)
             if lost is not None and lost.task is not None:
