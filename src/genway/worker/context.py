@@ -43,6 +43,16 @@ class RetryableJobError(JobFailed):
     retryable = True
 
 
+class JobDeferred(Exception):
+    """The job cannot start yet (e.g. no engine is reachable): it goes back to the queue for
+    `delay_s` without spending an attempt, however long the wait lasts."""
+
+    def __init__(self, reason: str, delay_s: float) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.delay_s = delay_s
+
+
 class JobContext:
     def __init__(self, job: Job, worker: Worker, deadline: datetime) -> None:
         self.job = job
