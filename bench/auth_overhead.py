@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import genway_service, load  # noqa: E402
+from common import genway_service, load
 
 
 async def measure(url: str, key: str, seconds: float, rounds: int) -> tuple[float, float]:
@@ -35,8 +36,22 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    with genway_service() as service:
-        created = service.cli("orgs", "create", "--name", "bench", "--owner-email", "b@bench.io")
+    # Limits stay on (their cost is part of the authenticated path) but high enough never to
+    # refuse during the run.
+    roomy = json.dumps(
+        {"enterprise": {"requests_per_window": 10**9, "user_requests_per_window": 10**9}}
+    )
+    with genway_service({"GENWAY_TIER_LIMITS": roomy}) as service:
+        created = service.cli(
+            "orgs",
+            "create",
+            "--name",
+            "bench",
+            "--owner-email",
+            "b@bench.io",
+            "--tier",
+            "enterprise",
+        )
         baseline, authed = asyncio.run(
             measure(service.url, str(created["api_key"]), args.seconds, args.rounds)
         )

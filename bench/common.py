@@ -146,3 +146,110 @@ async def load(
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     elapsed = time.perf_counter() - began
     return LoadResult(len(latencies), elapsed, latencies, errors)
+
+
+async def _raw_exchange(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes
+) -> tuple[int, bytes]:
+    """Send one HTTP/1.1 request on a keep-alive connection; the status and the body."""
+    writer.write(request)
+    await writer.drain()
+    status_line = await reader.readline()
+    length = 0
+    while True:
+        line = await reader.readline()
+        if line in (b"\r\n", b""):
+            break
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value.strip())
+    body = await reader.readexactly(length)
+    return int(status_line.split()[1]), body
+
+
+async def post_load(
+    url: str,
+    headers: dict[str, str],
+    body: bytes,
+    *,
+    total: int,
+    concurrency: int = 32,
+    max_seconds: float = 60.0,
+    expect: int = 201,
+) -> LoadResult:
+    """POST `body` to `url` over `concurrency` keep-alive connections until `total` requests
+    are answered (bounded in count, and in time by `max_seconds`). Same raw client as `load`."""
+    parsed = httpx.URL(url)
+    head = f"POST {parsed.raw_path.decode()} HTTP/1.1\r\nHost: {parsed.host}\r\n"
+    head += "Content-Type: application/json\r\n"
+    head += f"Content-Length: {len(body)}\r\n"
+    head += "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    request = (head + "\r\n").encode() + body
+    latencies: list[float] = []
+    errors = 0
+    remaining = total
+    stop_at = time.perf_counter() + max_seconds
+
+    async def worker() -> None:
+        nonlocal errors, remaining
+        reader, writer = await asyncio.open_connection(parsed.host, parsed.port)
+        try:
+            while remaining > 0 and time.perf_counter() < stop_at:
+                remaining -= 1
+                started = time.perf_counter()
+                status, _body = await _raw_exchange(reader, writer, request)
+                if status != expect:
+                    errors += 1
+                latencies.append((time.perf_counter() - started) * 1000)
+        finally:
+            writer.close()
+
+    began = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - began
+    return LoadResult(len(latencies), elapsed, latencies, errors)
+
+
+async def reset_postgres(url: str) -> None:
+    """Create the database named in `url` if missing and give it an empty `public` schema
+    (for benchmarks on a PostgreSQL database of their own, such as `genway_bench`)."""
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    target = make_url(url).set(drivername="postgresql")
+    admin_url = target.set(database="postgres").render_as_string(hide_password=False)
+    admin = await asyncpg.connect(admin_url)
+    try:
+        query = "SELECT 1 FROM pg_database WHERE datname = $1"
+        if not await admin.fetchval(query, target.database):
+            await admin.execute(f'CREATE DATABASE "{target.database}"')
+    finally:
+        await admin.close()
+    connection = await asyncpg.connect(target.render_as_string(hide_password=False))
+    try:
+        await connection.execute("DROP SCHEMA IF EXISTS public CASCADE; CREATE SCHEMA public")
+    finally:
+        await connection.close()
+
+
+@contextmanager
+def worker_process(args: list[str], env: dict[str, str], log_path: Path) -> Iterator[None]:
+    """A worker subprocess (started in ROOT), stopped with SIGTERM, then killed, on exit; its
+    stderr goes to `log_path`, whose end is printed if the block fails."""
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            args, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True
+        )
+        try:
+            yield
+        except BaseException:
+            print(f"--- {' '.join(args[:3])} log:", file=sys.stderr)
+            print(log_path.read_text(errors="replace")[-3000:], file=sys.stderr)
+            raise
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()

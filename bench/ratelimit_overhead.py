@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import genway_service, load  # noqa: E402
+from common import genway_service, load
 
 REDIS_URL = os.environ.get("GENWAY_BENCH_REDIS_URL", "redis://127.0.0.1:6379/7")
 # Limits high enough never to refuse: what is measured is the cost of counting.
@@ -31,8 +31,14 @@ def measure(enabled: bool, redis: bool, seconds: float, rounds: int) -> float:
         env["GENWAY_REDIS_URL"] = REDIS_URL
     with genway_service(env) as service:
         created = service.cli(
-            "orgs", "create", "--name", "bench", "--owner-email", "b@bench.io",
-            "--tier", "enterprise",
+            "orgs",
+            "create",
+            "--name",
+            "bench",
+            "--owner-email",
+            "b@bench.io",
+            "--tier",
+            "enterprise",
         )
         url = f"{service.url}/v1/organizations/{created['organization_id']}/users"
         headers = {"Authorization": f"Bearer {created['api_key']}"}

@@ -1,0 +1,301 @@
+"""Pro Mode sessions against a fake OpenAI-compatible provider answering in a fixed time.
+
+The fake (`tests/fakes/openai_server.py`, real wire protocol, streamed answers) waits
+`--latency-ms` (100) before every answer; every route points at it. Two cases:
+
+  critical path: one session of 8 candidates and 2 iterations. Its call graph has, per
+      iteration, the candidates (in parallel), ceil(log2 8) = 3 bracket rounds (the matches of a
+      round in parallel) and the synthesis: 10 calls one after another, so 1.0 s at 100 ms. The
+      figure is the session's wall time (job created -> finished, read from the job) over that
+      critical path; the goal is <= 1.2. Measured embedded (`genway serve`, SQLite) and
+      distributed (PostgreSQL + Redis, API process + 2 `genway worker` processes), median of
+      `--repeats` sessions after a warm-up session (which builds the workers' LLM clients).
+  concurrency: `--sessions` (20) sessions of the same shape submitted at once to 2 workers of
+      `--concurrency` (4) slots each. A session runs its agent instances inside its own slot,
+      so none can wait for a slot its own children hold; the figure is the makespan (first
+      created -> last finished) over the lower bound ceil(sessions / slots) x critical path.
+
+Run: .venv/bin/python bench/promode.py [--latency-ms 100] [--sessions 20] [--repeats 3]
+Needs PostgreSQL (--pg-url; the database is created if missing and its schema replaced) and
+Redis (--redis-url).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))
+sys.path.append(str(BENCH.parent))  # for tests.fakes
+
+import httpx  # noqa: E402
+from common import GENWAY, ROOT, Service, genway_service  # noqa: E402
+from tests.fakes.openai_server import FakeOpenAIServer, Reply, text_of  # noqa: E402
+
+from genway.promode.tournament import critical_path_calls  # noqa: E402
+
+DEFAULT_PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/genway_bench_promode"
+DEFAULT_REDIS = "redis://127.0.0.1:6379/6"
+MODEL = "openai:gpt-4o-mini"
+TASKS = ("research", "wireframe", "code", "qa", "pedagogy", "judge", "synthesis")
+CANDIDATES, ITERATIONS = 8, 2
+TERMINAL = {"succeeded", "failed", "cancelled"}
+
+
+def scripted_reply(body: dict[str, Any]) -> str:
+    """Plausible answers for each step (the judge answers in its JSON format)."""
+    messages = body.get("messages", [])
+    system = text_of(messages[0].get("content")) if messages else ""
+    if "judge of a tournament" in system:
+        return json.dumps({"winner": "A", "reason": "A covers the request more completely"})
+    if "combine the best answers" in system:
+        return "The merged answer, keeping the strengths of both finalists."
+    if "You improve an existing answer" in system:
+        return "CRITIQUE:\nToo terse.\n\nIMPROVED ANSWER:\nA fuller, corrected answer."
+    return "A candidate answer with a plan, the code and its tests."
+
+
+def parse_time(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+@dataclass
+class Sample:
+    job: dict[str, Any]
+    client_s: float
+
+    @property
+    def server_s(self) -> float:
+        return (
+            parse_time(self.job["finished_at"]) - parse_time(self.job["created_at"])
+        ).total_seconds()
+
+
+class Tenant:
+    def __init__(self, service: Service) -> None:
+        created = service.cli(
+            "orgs",
+            "create",
+            "--name",
+            "bench",
+            "--owner-email",
+            "bench@example.com",
+            "--tier",
+            "enterprise",
+        )
+        self.org_id = int(str(created["organization_id"]))
+        self.headers = {"Authorization": f"Bearer {created['api_key']}"}
+        self.url = service.url
+
+    def org(self, path: str) -> str:
+        return f"{self.url}/v1/organizations/{self.org_id}{path}"
+
+
+async def run_session(
+    client: httpx.AsyncClient, tenant: Tenant, project_id: int, poll_s: float, **shape: Any
+) -> Sample:
+    body = {"prompt": "Build a URL shortener", "agents": ["backend", "frontend"], **shape}
+    began = time.perf_counter()
+    response = await client.post(
+        tenant.org(f"/projects/{project_id}/pro-mode"), json=body, headers=tenant.headers
+    )
+    response.raise_for_status()
+    job_id = response.json()["id"]
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        job = (await client.get(tenant.org(f"/jobs/{job_id}"), headers=tenant.headers)).json()
+        if job["status"] in TERMINAL:
+            if job["status"] != "succeeded":
+                raise RuntimeError(f"session {job_id} {job['status']}: {job['error']}")
+            return Sample(job, time.perf_counter() - began)
+        await asyncio.sleep(poll_s)
+    raise RuntimeError(f"session {job_id} did not finish in 120 s (deadlock?)")
+
+
+async def critical_path_case(
+    service: Service, repeats: int, critical_s: float
+) -> tuple[list[Sample], Tenant, int]:
+    tenant = Tenant(service)
+    async with httpx.AsyncClient(timeout=30) as client:
+        created = await client.post(
+            tenant.org("/projects"), json={"name": "bench"}, headers=tenant.headers
+        )
+        project_id = int(created.json()["id"])
+        await run_session(client, tenant, project_id, 0.05, candidates=2, max_iterations=1)
+        samples = [
+            await run_session(
+                client, tenant, project_id, 0.01, candidates=CANDIDATES, max_iterations=ITERATIONS
+            )
+            for _ in range(repeats)
+        ]
+    for sample in samples:
+        assert sample.job["result"]["iterations_completed"] == ITERATIONS
+    return samples, tenant, project_id
+
+
+async def concurrency_case(tenant: Tenant, project_id: int, sessions: int) -> list[Sample]:
+    async with httpx.AsyncClient(timeout=60) as client:
+        return list(
+            await asyncio.gather(
+                *(
+                    run_session(
+                        client,
+                        tenant,
+                        project_id,
+                        0.2,
+                        candidates=CANDIDATES,
+                        max_iterations=ITERATIONS,
+                    )
+                    for _ in range(sessions)
+                )
+            )
+        )
+
+
+async def reset_postgres(url: str) -> None:
+    """Create the benchmark's own database if missing, with an empty `public` schema."""
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    target = make_url(url).set(drivername="postgresql")
+    admin = await asyncpg.connect(target.set(database="postgres").render_as_string(False))
+    try:
+        if not await admin.fetchval(
+            "SELECT 1 FROM pg_database WHERE datname = $1", target.database
+        ):
+            await admin.execute(f'CREATE DATABASE "{target.database}"')
+    finally:
+        await admin.close()
+    connection = await asyncpg.connect(target.render_as_string(False))
+    try:
+        await connection.execute("DROP SCHEMA IF EXISTS public CASCADE; CREATE SCHEMA public")
+    finally:
+        await connection.close()
+
+
+@contextmanager
+def workers(count: int, concurrency: int, env: dict[str, str]) -> Iterator[None]:
+    processes = [
+        subprocess.Popen(
+            [GENWAY, "worker", "--concurrency", str(concurrency)],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(count)
+    ]
+    try:
+        yield
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=30)
+
+
+def describe(label: str, samples: list[Sample], critical_s: float) -> str:
+    server = statistics.median(s.server_s for s in samples)
+    client = statistics.median(s.client_s for s in samples)
+    return (
+        f"| {label} | {critical_s:.2f} | {server:.3f} | {client:.3f} | {server / critical_s:.2f} |"
+    )
+
+
+async def main(args: argparse.Namespace) -> None:
+    latency_s = args.latency_ms / 1000
+    critical_s = critical_path_calls(CANDIDATES, ITERATIONS) * latency_s
+    fake = FakeOpenAIServer(api_key=None)
+    fake.latency_s = latency_s
+    fake.default_reply = Reply(text=scripted_reply)
+    await fake.start()
+    rows: list[str] = []
+    with tempfile.TemporaryDirectory() as scratch:
+        routes = Path(scratch) / "routing.json"
+        routes.write_text(json.dumps({task: [MODEL] for task in TASKS}))
+        env = {
+            "GENWAY_OPENAI_BASE_URL": fake.base_url,
+            "GENWAY_ROUTING_FILE": str(routes),
+            "GENWAY_LEASE_S": "3600",
+            "GENWAY_WORKER_CONCURRENCY": str(args.concurrency),
+        }
+        with genway_service({**env, "GENWAY_EMBEDDED_WORKER": "true"}) as service:
+            samples, _tenant, _project = await critical_path_case(service, args.repeats, critical_s)
+            rows.append(describe("embedded (SQLite), 1 session", samples, critical_s))
+        await reset_postgres(args.pg_url)
+        distributed = {
+            **env,
+            "GENWAY_DATABASE_URL": args.pg_url,
+            "GENWAY_REDIS_URL": args.redis_url,
+            "GENWAY_EMBEDDED_WORKER": "false",
+        }
+        with ExitStack() as stack:
+            service = stack.enter_context(genway_service(distributed))
+            stack.enter_context(workers(2, args.concurrency, {**os.environ, **service.env}))
+            samples, tenant, project = await critical_path_case(service, args.repeats, critical_s)
+            rows.append(describe("distributed (PostgreSQL), 1 session", samples, critical_s))
+            began = time.perf_counter()
+            crowd = await concurrency_case(tenant, project, args.sessions)
+            elapsed = time.perf_counter() - began
+    await fake.stop()
+    report(args, rows, crowd, elapsed, critical_s)
+
+
+def report(
+    args: argparse.Namespace,
+    rows: list[str],
+    crowd: list[Sample],
+    elapsed: float,
+    critical_s: float,
+) -> None:
+    slots = 2 * args.concurrency
+    bound = math.ceil(args.sessions / slots) * critical_s
+    first = min(parse_time(s.job["created_at"]) for s in crowd)
+    last = max(parse_time(s.job["finished_at"]) for s in crowd)
+    makespan = (last - first).total_seconds()
+    durations = sorted(s.server_s for s in crowd)
+    print(
+        f"promode: {CANDIDATES} candidates x {ITERATIONS} iterations, fake provider at "
+        f"{args.latency_ms} ms per call; critical path {critical_s:.2f} s "
+        f"({critical_path_calls(CANDIDATES, ITERATIONS)} calls)"
+    )
+    print("| setup | critical path s | session wall s (server) | wall s (client) | ratio |")
+    print("| --- | --- | --- | --- | --- |")
+    for row in rows:
+        print(row)
+    print(
+        f"concurrency: {args.sessions} sessions on 2 workers x {args.concurrency} slots: all "
+        f"{len(crowd)} succeeded; makespan {makespan:.2f} s (client {elapsed:.2f} s) vs lower "
+        f"bound {bound:.2f} s (ratio {makespan / bound:.2f}); per-session p50 "
+        f"{statistics.median(durations):.2f} s, max {durations[-1]:.2f} s"
+    )
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--latency-ms", type=int, default=100)
+    parser.add_argument("--sessions", type=int, default=20)
+    parser.add_argument("--concurrency", type=int, default=4, help="slots per worker")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--pg-url", default=DEFAULT_PG)
+    parser.add_argument("--redis-url", default=DEFAULT_REDIS)
+    return parser.parse_args()
+
+
+if __name__ == "__main__":
+    asyncio.run(main(parse_args()))
