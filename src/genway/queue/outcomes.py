@@ -132,6 +132,10 @@ async def requeue_job(
     condition = (jobs.c.id == job_id) & (jobs.c.status == JobStatus.RUNNING)
     if worker_id is not None:
         condition = _held(job_id, worker_id)
+    else:
+        # The reaper: only while the lease is still expired, so a worker that renewed in the
+        # meantime keeps its job (otherwise it would run twice).
+        condition = condition & (jobs.c.lease_expires_at < utcnow())
     seq = await _update_with_event(
         session,
         condition,

@@ -114,5 +114,5 @@ class RedisBroadcaster(Broadcaster):
                 await asyncio.sleep(1)
 
 
-def create_broadcaster(redis_url: str | None) -> Broadcaster:
-    return RedisBroadcaster(redis_url) if redis_url else Broadcaster()
+def create_broadcaster(redis_url: str | None, channel: str = "genway:job-events") -> Broadcaster:
+    return RedisBroadcaster(redis_url, channel) if redis_url else Broadcaster()

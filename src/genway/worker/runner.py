@@ -35,7 +35,7 @@ from genway.queue.reaper import Reaper
 from genway.queue.wakeup import Wakeup
 from genway.realtime.broadcast import Broadcaster
 from genway.worker.context import JobCancelled, JobContext, JobDeferred, JobFailed
-from genway.worker.registry import get_executor
+from genway.worker.registry import get_executor, known_kinds
 
 log = structlog.get_logger("genway.worker")
 
@@ -134,9 +134,10 @@ class Worker:
 
     async def _claim(self) -> Job | None:
         async with self.database.sessions() as session:
-            job = await claim_next_job(
-                session, self.worker_id, self.options.lease_s, self.options.kinds
-            )
+            # Without --kinds, take only kinds this process can run: another worker may have
+            # plug-ins this one lacks.
+            kinds = self.options.kinds or known_kinds()
+            job = await claim_next_job(session, self.worker_id, self.options.lease_s, kinds)
             self.broadcaster.publish(take_pending(session))
             return job
 
