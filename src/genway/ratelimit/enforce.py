@@ -68,9 +68,11 @@ async def enforce_request_limits(
     await _apply(
         connection, limits.requests_per_window, limits.window_s, "organization", str(org.id)
     )
-    await _apply(
-        connection, limits.user_requests_per_window, limits.window_s, "user", f"{org.id}:{user_id}"
-    )
+    org_cap, user_cap = limits.requests_per_window, limits.user_requests_per_window
+    if user_cap is not None and (org_cap is None or user_cap < org_cap):
+        # A user limit at or above the organization's can never be the one that refuses:
+        # counting it would cost a storage round trip for nothing.
+        await _apply(connection, user_cap, limits.window_s, "user", f"{org.id}:{user_id}")
 
 
 async def enforce_job_creation_limit(connection: HTTPConnection, org: Organization) -> None:
