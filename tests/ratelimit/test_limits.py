@@ -129,3 +129,32 @@ async def test_unreachable_redis_fails_open_or_closed(
         if line.startswith("genway_ratelimit_storage_errors_total")
     ]
     assert errors and float(errors[0].split()[-1]) >= 1
+
+
+async def test_per_user_limit_inside_the_organizations(
+    client: httpx.AsyncClient, free_tenant: Tenant, db: Database
+):
+    from genway.auth.permissions import Role
+
+    admin = await client.get("/v1/users/me", headers=free_tenant.headers)
+    assert admin.status_code == 200
+    _member_id, member_key = await free_tenant.add_member(Role.MEMBER)
+    async with db.sessions() as session:
+        from sqlalchemy import update
+
+        from genway.orgs.models import Organization
+
+        await session.execute(
+            update(Organization)
+            .where(Organization.id == free_tenant.org_id)
+            .values(overrides={"user_requests_per_window": 5})
+        )
+        await session.commit()
+    codes = [
+        (await client.get("/v1/users/me", headers=bearer(member_key))).status_code for _ in range(6)
+    ]
+    assert codes == [200] * 5 + [429]
+    refused = await client.get("/v1/users/me", headers=bearer(member_key))
+    assert refused.json()["scope"] == "user"
+    # The owner, another user of the same organization, is not held back by the member.
+    assert (await client.get("/v1/users/me", headers=free_tenant.headers)).status_code == 200
