@@ -1,19 +1,21 @@
 """Pro Mode sessions against a fake OpenAI-compatible provider answering in a fixed time.
 
-The fake (`tests/fakes/openai_server.py`, real wire protocol, streamed answers) waits
-`--latency-ms` (100) before every answer; every route points at it. Two cases:
+The fake (`tests/fakes/openai_server.py`, real wire protocol, streamed answers of a few tokens)
+waits `--latency-ms` (100) before every answer; every route points at it.
 
-  critical path: one session of 8 candidates and 2 iterations. Its call graph has, per
-      iteration, the candidates (in parallel), ceil(log2 8) = 3 bracket rounds (the matches of a
-      round in parallel) and the synthesis: 10 calls one after another, so 1.0 s at 100 ms. The
-      figure is the session's wall time (job created -> finished, read from the job) over that
-      critical path; the goal is <= 1.2. Measured embedded (`genway serve`, SQLite) and
-      distributed (PostgreSQL + Redis, API process + 2 `genway worker` processes), median of
-      `--repeats` sessions after a warm-up session (which builds the workers' LLM clients).
-  concurrency: `--sessions` (20) sessions of the same shape submitted at once to 2 workers of
-      `--concurrency` (4) slots each. A session runs its agent instances inside its own slot,
-      so none can wait for a slot its own children hold; the figure is the makespan (first
-      created -> last finished) over the lower bound ceil(sessions / slots) x critical path.
+  critical path: one session of 8 candidates and 2 iterations. Per iteration its call graph
+      has the candidates (in parallel), ceil(log2 8) = 3 bracket rounds (a round's matches in
+      parallel) and the synthesis: 10 calls one after another, 1.0 s at 100 ms. The figure is
+      the session's wall time (job created -> finished) over that critical path (goal <= 1.2),
+      and over the same call graph made directly through the same SDK from a process of its own
+      (what this machine costs before Genway does anything). Embedded (`genway serve`, SQLite)
+      and distributed (PostgreSQL + Redis, 2 `genway worker`s); median of `--repeats` sessions
+      after a warm-up session.
+  concurrency: `--sessions` (20) such sessions submitted at once to 2 workers of
+      `--concurrency` (4) slots. Instances run inside their session's slot, so no session waits
+      for a slot its own children hold. The figure is the makespan (first created -> last
+      finished) over ceil(sessions / slots) x critical path, and over the same call graphs made
+      directly through the SDK from two processes with the same concurrency.
 
 Run: .venv/bin/python bench/promode.py [--latency-ms 100] [--sessions 20] [--repeats 3]
 Needs PostgreSQL (--pg-url; the database is created if missing and its schema replaced) and
@@ -58,16 +60,100 @@ TERMINAL = {"succeeded", "failed", "cancelled"}
 
 
 def scripted_reply(body: dict[str, Any]) -> str:
-    """Plausible answers for each step (the judge answers in its JSON format)."""
+    """Each step's answer in its format (the judge's JSON), kept to a few tokens: every token
+    is a streamed chunk the SDK parses, and this benchmark measures orchestration, not that."""
     messages = body.get("messages", [])
     system = text_of(messages[0].get("content")) if messages else ""
     if "judge of a tournament" in system:
-        return json.dumps({"winner": "A", "reason": "A covers the request more completely"})
+        return json.dumps({"winner": "A", "reason": "complete"}, separators=(",", ":"))
     if "combine the best answers" in system:
-        return "The merged answer, keeping the strengths of both finalists."
+        return "merged"
     if "You improve an existing answer" in system:
-        return "CRITIQUE:\nToo terse.\n\nIMPROVED ANSWER:\nA fuller, corrected answer."
-    return "A candidate answer with a plan, the code and its tests."
+        return "CRITIQUE:\nterse\n\nIMPROVED ANSWER:\nbetter"
+    return "candidate"
+
+
+def call_graph(candidates: int, iterations: int) -> list[tuple[str, int]]:
+    """The session's stages as (step, parallel calls), in order."""
+    stages: list[tuple[str, int]] = []
+    for iteration in range(iterations):
+        entrants = candidates
+        stages.append(("generate" if iteration == 0 else "improve", candidates - min(iteration, 1)))
+        while entrants > 1:
+            stages.append(("judge", entrants // 2))
+            entrants = entrants // 2 + entrants % 2
+        stages.append(("synthesis", 1))
+    return stages
+
+
+async def replay_call_graph(base_url: str, repeats: int, graphs: int = 1, width: int = 1) -> float:
+    """The session's call graph made directly through the same SDK and fake, without Genway:
+    the floor this machine puts under a session. With `graphs` > 1, that many graphs, at most
+    `width` at a time, and the seconds for all of them (else the median of `repeats`)."""
+    from genway.agents.system_prompts import IMPROVE, JUDGE, SYNTHESIS, system_prompt
+    from genway.engines.llm.router import ModelRouter, build_providers
+
+    systems = {
+        "generate": system_prompt("code") + "\nYou are the 'backend' agent",
+        "improve": system_prompt(IMPROVE) + "\nYou are the 'backend' agent",
+        "judge": system_prompt(JUDGE),
+        "synthesis": system_prompt(SYNTHESIS),
+    }
+    router = ModelRouter({"any": [MODEL]}, build_providers(base_url, None, None, None))
+    slots = asyncio.Semaphore(width)
+
+    async def call(step: str) -> None:
+        await router.complete(
+            "any",
+            [{"role": "user", "content": "Build a URL shortener"}],
+            system=systems[step],
+            on_delta=lambda _text: None,
+        )
+
+    async def graph() -> None:
+        async with slots:
+            for step, parallel in call_graph(CANDIDATES, ITERATIONS):
+                await asyncio.gather(*(call(step) for _ in range(parallel)))
+
+    await call("generate")
+    timings = []
+    for _ in range(1 if graphs > 1 else repeats):
+        began = time.perf_counter()
+        await asyncio.gather(*(graph() for _ in range(graphs)))
+        timings.append(time.perf_counter() - began)
+    await router.aclose()
+    return statistics.median(timings)
+
+
+async def measure_floor(base_url: str, repeats: int, graphs: int = 1, width: int = 1) -> float:
+    """`replay_call_graph` in a process of its own, as a Genway worker is."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        __file__,
+        "--replay",
+        base_url,
+        "--repeats",
+        str(repeats),
+        "--graphs",
+        str(graphs),
+        "--concurrency",
+        str(width),
+        stdout=asyncio.subprocess.PIPE,
+    )
+    out, _ = await process.communicate()
+    if process.returncode:
+        raise RuntimeError("the call-graph replay failed")
+    return float(out.decode().strip())
+
+
+async def crowd_floor(base_url: str, sessions: int, concurrency: int) -> float:
+    """The concurrency case without Genway: two processes (the two workers), each making half
+    the sessions' call graphs with `concurrency` at a time."""
+    halves = (sessions - sessions // 2, sessions // 2)
+    timings = await asyncio.gather(
+        *(measure_floor(base_url, 1, half, concurrency) for half in halves if half)
+    )
+    return max(timings)
 
 
 def parse_time(value: str) -> datetime:
@@ -127,9 +213,7 @@ async def run_session(
     raise RuntimeError(f"session {job_id} did not finish in 120 s (deadlock?)")
 
 
-async def critical_path_case(
-    service: Service, repeats: int, critical_s: float
-) -> tuple[list[Sample], Tenant, int]:
+async def critical_path_case(service: Service, repeats: int) -> tuple[list[Sample], Tenant, int]:
     tenant = Tenant(service)
     async with httpx.AsyncClient(timeout=30) as client:
         created = await client.post(
@@ -139,7 +223,7 @@ async def critical_path_case(
         await run_session(client, tenant, project_id, 0.05, candidates=2, max_iterations=1)
         samples = [
             await run_session(
-                client, tenant, project_id, 0.01, candidates=CANDIDATES, max_iterations=ITERATIONS
+                client, tenant, project_id, 0.1, candidates=CANDIDATES, max_iterations=ITERATIONS
             )
             for _ in range(repeats)
         ]
@@ -209,11 +293,12 @@ def workers(count: int, concurrency: int, env: dict[str, str]) -> Iterator[None]
             process.wait(timeout=30)
 
 
-def describe(label: str, samples: list[Sample], critical_s: float) -> str:
+def describe(label: str, samples: list[Sample], critical_s: float, floor_s: float) -> str:
     server = statistics.median(s.server_s for s in samples)
     client = statistics.median(s.client_s for s in samples)
     return (
-        f"| {label} | {critical_s:.2f} | {server:.3f} | {client:.3f} | {server / critical_s:.2f} |"
+        f"| {label} | {server:.3f} | {client:.3f} | {server / critical_s:.2f} "
+        f"| {server / floor_s:.2f} |"
     )
 
 
@@ -224,6 +309,8 @@ async def main(args: argparse.Namespace) -> None:
     fake.latency_s = latency_s
     fake.default_reply = Reply(text=scripted_reply)
     await fake.start()
+    floor_s = await measure_floor(fake.base_url, args.repeats)
+    crowd_floor_s = await crowd_floor(fake.base_url, args.sessions, args.concurrency)
     rows: list[str] = []
     with tempfile.TemporaryDirectory() as scratch:
         routes = Path(scratch) / "routing.json"
@@ -235,8 +322,8 @@ async def main(args: argparse.Namespace) -> None:
             "GENWAY_WORKER_CONCURRENCY": str(args.concurrency),
         }
         with genway_service({**env, "GENWAY_EMBEDDED_WORKER": "true"}) as service:
-            samples, _tenant, _project = await critical_path_case(service, args.repeats, critical_s)
-            rows.append(describe("embedded (SQLite), 1 session", samples, critical_s))
+            samples, _tenant, _project = await critical_path_case(service, args.repeats)
+            rows.append(describe("embedded (SQLite)", samples, critical_s, floor_s))
         await reset_postgres(args.pg_url)
         distributed = {
             **env,
@@ -247,13 +334,13 @@ async def main(args: argparse.Namespace) -> None:
         with ExitStack() as stack:
             service = stack.enter_context(genway_service(distributed))
             stack.enter_context(workers(2, args.concurrency, {**os.environ, **service.env}))
-            samples, tenant, project = await critical_path_case(service, args.repeats, critical_s)
-            rows.append(describe("distributed (PostgreSQL), 1 session", samples, critical_s))
+            samples, tenant, project = await critical_path_case(service, args.repeats)
+            rows.append(describe("distributed (PostgreSQL + Redis)", samples, critical_s, floor_s))
             began = time.perf_counter()
             crowd = await concurrency_case(tenant, project, args.sessions)
             elapsed = time.perf_counter() - began
     await fake.stop()
-    report(args, rows, crowd, elapsed, critical_s)
+    report(args, rows, crowd, elapsed, critical_s, (floor_s, crowd_floor_s))
 
 
 def report(
@@ -262,7 +349,9 @@ def report(
     crowd: list[Sample],
     elapsed: float,
     critical_s: float,
+    floors: tuple[float, float],
 ) -> None:
+    floor_s, crowd_floor_s = floors
     slots = 2 * args.concurrency
     bound = math.ceil(args.sessions / slots) * critical_s
     first = min(parse_time(s.job["created_at"]) for s in crowd)
@@ -272,17 +361,20 @@ def report(
     print(
         f"promode: {CANDIDATES} candidates x {ITERATIONS} iterations, fake provider at "
         f"{args.latency_ms} ms per call; critical path {critical_s:.2f} s "
-        f"({critical_path_calls(CANDIDATES, ITERATIONS)} calls)"
+        f"({critical_path_calls(CANDIDATES, ITERATIONS)} calls); the same call graph made "
+        f"directly through the SDK, without Genway: {floor_s:.3f} s"
     )
-    print("| setup | critical path s | session wall s (server) | wall s (client) | ratio |")
+    print("| setup (1 session) | wall s (server) | wall s (client) | vs critical path | vs SDK |")
     print("| --- | --- | --- | --- | --- |")
     for row in rows:
         print(row)
     print(
-        f"concurrency: {args.sessions} sessions on 2 workers x {args.concurrency} slots: all "
-        f"{len(crowd)} succeeded; makespan {makespan:.2f} s (client {elapsed:.2f} s) vs lower "
-        f"bound {bound:.2f} s (ratio {makespan / bound:.2f}); per-session p50 "
-        f"{statistics.median(durations):.2f} s, max {durations[-1]:.2f} s"
+        f"concurrency: {args.sessions} sessions on 2 workers x {args.concurrency} slots: "
+        f"{sum(s.job['status'] == 'succeeded' for s in crowd)}/{args.sessions} succeeded; "
+        f"makespan {makespan:.2f} s (client {elapsed:.2f} s) vs lower bound {bound:.2f} s "
+        f"(ratio {makespan / bound:.2f}); the same call graphs made directly through the SDK "
+        f"from two processes: {crowd_floor_s:.2f} s (ratio {makespan / crowd_floor_s:.2f}); "
+        f"per-session p50 {statistics.median(durations):.2f} s, max {durations[-1]:.2f} s"
     )
 
 
@@ -294,8 +386,20 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--pg-url", default=DEFAULT_PG)
     parser.add_argument("--redis-url", default=DEFAULT_REDIS)
+    parser.add_argument("--replay", metavar="URL", help=argparse.SUPPRESS)
+    parser.add_argument("--graphs", type=int, default=1, help=argparse.SUPPRESS)
     return parser.parse_args()
 
 
 if __name__ == "__main__":
-    asyncio.run(main(parse_args()))
+    arguments = parse_args()
+    if arguments.replay:
+        print(
+            asyncio.run(
+                replay_call_graph(
+                    arguments.replay, arguments.repeats, arguments.graphs, arguments.concurrency
+                )
+            )
+        )
+    else:
+        asyncio.run(main(arguments))

@@ -9,9 +9,15 @@ from fastapi import FastAPI
 
 from genway import __version__
 from genway.admin.routes import router as admin_router
+from genway.agents.legacy_routes import router as legacy_agents_router
+from genway.agents.routes import alpha_router as agents_alpha_router
+from genway.agents.routes import router as agents_router
 from genway.auth.cache import PrincipalCache
 from genway.auth.routes import router as auth_router
+from genway.compat.comfyui.routes import router as comfyui_compat_router
+from genway.compat.comfyui.ws import router as comfyui_ws_router
 from genway.config import Settings
+from genway.engines.comfyui.routes import router as generate_router
 from genway.errors import install_error_handlers
 from genway.jobs.legacy_routes import router as legacy_jobs_router
 from genway.jobs.legacy_routes import ws_router as jobs_ws_router
@@ -23,10 +29,15 @@ from genway.observability.metrics import Metrics
 from genway.observability.middleware import RequestContextMiddleware
 from genway.observability.routes import router as observability_router
 from genway.orgs.routes import router as orgs_router
+from genway.projects.legacy_routes import seed002_router as legacy_projects_router
+from genway.projects.legacy_routes import seed004_router as api_projects_router
+from genway.projects.routes import router as projects_router
+from genway.promode.routes import router as promode_router
 from genway.ratelimit.limiter import RateLimiter
 from genway.ratelimit.middleware import RateLimitHeadersMiddleware
 from genway.ratelimit.request_meter import RequestMeter, metering
 from genway.ratelimit.routes import router as usage_router
+from genway.storage.routes import router as storage_router
 from genway.worker.runner import running_worker
 from genway.worker.service import build_worker, runtime
 
@@ -44,6 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.db = rt.database
             app.state.broadcaster = rt.broadcaster
             app.state.wakeup = rt.wakeup
+            app.state.comfyui = rt.comfyui
             app.state.limiter = RateLimiter.from_settings(settings, metrics.ratelimit_errors)
             app.state.principal_cache = PrincipalCache(
                 rt.database, enabled=settings.is_sqlite and not settings.redis_url
@@ -81,6 +93,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         jobs_ws_router,
         usage_router,
         admin_router,
+        projects_router,
+        legacy_projects_router,
+        api_projects_router,
+        agents_router,
+        agents_alpha_router,
+        legacy_agents_router,
+        promode_router,
     ):
         app.include_router(router)
+    app.include_router(storage_router)
+    app.include_router(generate_router)
+    for prefix in ("", "/api"):  # current ComfyUI serves its API at the root and under /api
+        app.include_router(comfyui_compat_router, prefix=prefix, include_in_schema=not prefix)
+        app.include_router(comfyui_ws_router, prefix=prefix)
     return app

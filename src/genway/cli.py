@@ -14,6 +14,8 @@ from rich.console import Console
 from genway.auth.permissions import Role
 from genway.config import Settings
 from genway.db import Database
+from genway.engines.comfyui.cli import backends_command
+from genway.engines.llm.cli import models_command
 from genway.errors import GenwayError, NotFound
 from genway.jobs.cli import jobs_app
 from genway.migrate import UnknownRevision, migrate
@@ -29,6 +31,8 @@ app.add_typer(orgs_app, name="orgs")
 app.add_typer(keys_app, name="keys")
 app.add_typer(users_app, name="users")
 app.add_typer(jobs_app, name="jobs")
+app.command("models")(models_command)
+app.command("backends")(backends_command)
 
 console = Console()
 err_console = Console(stderr=True)

@@ -56,6 +56,10 @@ class Settings(BaseSettings):
     ratelimit_enabled: bool = True
     ratelimit_fail_open: bool = True
     ratelimit_key_prefix: str = "genway-limits"
+    events_channel: str = Field(
+        default="genway:job-events",
+        description="Redis pub/sub channel of job events; distinct per deployment sharing a Redis",
+    )
     anonymous_requests_per_minute: int = Field(default=30, ge=1)
     tier_limits: dict[str, dict[str, int | None]] = Field(
         default_factory=dict, description='Per-tier changes, e.g. {"free": {"images_per_day": 20}}'
@@ -66,6 +70,20 @@ class Settings(BaseSettings):
     comfyui_urls: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["http://127.0.0.1:8188"]
     )
+    comfyui_txt2img_template: Path | None = Field(
+        default=None,
+        description="API-format txt2img workflow for comfy.generate (default: bundled)",
+    )
+    comfyui_health_interval_s: float = Field(default=5.0, gt=0)
+    comfyui_backoff_max_s: float = Field(default=30.0, gt=0)
+    comfyui_timeout_s: float = Field(default=30.0, gt=0, description="One ComfyUI HTTP request")
+    comfyui_poll_interval_s: float = Field(default=1.0, gt=0)
+    comfyui_object_info_ttl_s: float = Field(default=300.0, ge=0)
+    sync_wait_s: float = Field(default=60.0, ge=0, le=3600)
+    upload_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
+    upload_ttl_s: float = Field(default=24 * 3600.0, gt=0)
+    upload_cleanup_interval_s: float = Field(default=600.0, gt=0)
+    signed_url_ttl_s: int = Field(default=3600, ge=1)
 
     openai_base_url: str | None = None
     openai_api_key: SecretStr | None = None
@@ -102,6 +120,9 @@ class Settings(BaseSettings):
             reaper_interval_s=self.reaper_interval_s,
             shutdown_grace_s=self.shutdown_grace_s,
             retry_base_s=self.retry_base_s,
+            # PostgreSQL wakes idle workers with NOTIFY, so polling is only a fallback there;
+            # a SQLite worker in another process than the API has nothing else to wake it.
+            idle_poll_s=1.0 if not self.is_sqlite else 0.1,
         )
 
     @cached_property

@@ -5,16 +5,22 @@ from genway.db import Base
 from genway.jobs.models import Job, JobEvent
 from genway.keys.models import APIKey
 from genway.orgs.models import Membership, Organization, User
+from genway.projects.models import FileRevision, Project, ProjectFile
 from genway.ratelimit.models import UsageCounter
+from genway.storage.models import Artifact
 
 __all__ = [
     "APIKey",
+    "Artifact",
     "Base",
+    "FileRevision",
     "Job",
     "JobEvent",
     "LoginSession",
     "Membership",
     "Organization",
+    "Project",
+    "ProjectFile",
     "RefreshToken",
     "UsageCounter",
     "User",

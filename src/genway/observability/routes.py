@@ -37,9 +37,17 @@ async def liveness() -> dict[str, str]:
 
 @router.get("/health")
 async def health(request: Request) -> JSONResponse:
+    """503 when the database is down. With the database up it is 200, and `status` is
+    "degraded" while an engine has no healthy backend (jobs for it wait in the queue)."""
     checks: dict[str, Any] = {"database": await check_database(request.app.state.db)}
     healthy = all(check["status"] == "ok" for check in checks.values())
     body = {"status": "ok" if healthy else "unavailable", "version": __version__, "checks": checks}
+    comfyui = getattr(request.app.state, "comfyui", None)
+    if comfyui is not None:
+        engine = comfyui.health()
+        body["engines"] = {"comfyui": engine}
+        if healthy and engine["status"] != "ok":
+            body["status"] = "degraded"
     return JSONResponse(body, status_code=200 if healthy else 503)
 
 

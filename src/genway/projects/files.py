@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from genway.db import utcnow
 from genway.errors import InvalidInput, NotFound, PayloadTooLarge
 from genway.kit.pagination import PageParams
-from genway.projects.models import FileRevision, Project, ProjectFile
+from genway.projects.models import FileRevision, ProjectFile, projects_table
 from genway.projects.paths import normalize_path, normalize_prefix
 from genway.projects.service import ProjectNotFound, get_project
 
@@ -94,7 +94,7 @@ def _checked(changes: Sequence[Change], limits: SizeLimits) -> list[Change]:
 
 
 async def _next_revision(session: AsyncSession, org_id: int, project_id: int) -> int:
-    projects = Project.__table__
+    projects = projects_table
     revision = await session.scalar(
         update(projects)
         .where(projects.c.id == project_id, projects.c.org_id == org_id)
@@ -107,7 +107,7 @@ async def _next_revision(session: AsyncSession, org_id: int, project_id: int) ->
 
 
 async def _grow(session: AsyncSession, project_id: int, delta: int, limit: int) -> None:
-    projects = Project.__table__
+    projects = projects_table
     total = await session.scalar(
         update(projects)
         .where(projects.c.id == project_id)
@@ -135,7 +135,9 @@ async def write_files(
     (deleting a missing file), InvalidPath/InvalidInput, PayloadTooLarge."""
     checked = _checked(changes, limits)
     try:
-        return await _write(session, org_id, project_id, checked, limits, author_id, job_id, message)
+        return await _write(
+            session, org_id, project_id, checked, limits, author_id, job_id, message
+        )
     except Exception:
         await session.rollback()
         raise
@@ -229,15 +231,16 @@ async def list_files(
     return list(rows), int(total or 0)
 
 
-async def all_files(session: AsyncSession, org_id: int, project_id: int) -> list[ProjectFile]:
-    """Every file of the project, by path. Raises ProjectNotFound."""
+async def all_files(
+    session: AsyncSession, org_id: int, project_id: int, prefix: str | None = None
+) -> list[ProjectFile]:
+    """Every file of the project (under `prefix`), by path. Raises ProjectNotFound, InvalidPath."""
     await get_project(session, org_id, project_id)
-    rows = await session.scalars(
-        select(ProjectFile)
-        .where(ProjectFile.project_id == project_id)
-        .order_by(ProjectFile.path)
-    )
-    return list(rows)
+    query = select(ProjectFile).where(ProjectFile.project_id == project_id)
+    normalized = normalize_prefix(prefix)
+    if normalized:
+        query = query.where(ProjectFile.path.startswith(normalized, autoescape=True))
+    return list(await session.scalars(query.order_by(ProjectFile.path)))
 
 
 async def read_file(

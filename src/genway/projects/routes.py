@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
+from starlette.convertors import Convertor, register_url_convertor
 
 from genway.auth.deps import OrgContext, OrgReader, SettingsDep, require
 from genway.auth.permissions import Action
@@ -26,6 +27,22 @@ from genway.projects.schemas import (
     RevisionResponse,
     RevisionSummary,
 )
+
+
+class FilePathConvertor(Convertor[str]):
+    """Like Starlette's `path`, but matching every character (newlines too), so that a bad file
+    path in a URL reaches the path rules and gets their 422 instead of a routing 404."""
+
+    regex = r"[\s\S]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("filepath", FilePathConvertor())
 
 router = APIRouter(prefix="/v1/organizations/{org_id}/projects", tags=["projects"])
 
@@ -131,7 +148,7 @@ async def put_file(
     return FileWriteResponse(**stored.model_dump(), created=created)
 
 
-@router.get("/{project_id}/files/{file_path:path}", response_model=FileResponse)
+@router.get("/{project_id}/files/{file_path:filepath}", response_model=FileResponse)
 async def get_file(
     project_id: int,
     file_path: str,
@@ -143,7 +160,7 @@ async def get_file(
     return file_response(project_id, found)
 
 
-@router.delete("/{project_id}/files/{file_path:path}", response_model=RevisionSummary)
+@router.delete("/{project_id}/files/{file_path:filepath}", response_model=RevisionSummary)
 async def delete_file(
     project_id: int,
     file_path: str,

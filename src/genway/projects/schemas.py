@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, AliasChoices, ConfigDict, Field, model_validator
 
 from genway.kit.json_limits import bounded_json
 from genway.kit.schemas import RequestModel, ResponseModel
@@ -37,7 +37,7 @@ class ProjectUpdate(RequestModel):
 
 class ProjectResponse(ResponseModel):
     id: int
-    organization_id: int = Field(validation_alias="org_id")
+    organization_id: int = Field(validation_alias=AliasChoices("org_id", "organization_id"))
     name: str
     description: str
     repository_url: str | None

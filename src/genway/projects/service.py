@@ -21,7 +21,7 @@ class ProjectNotFound(NotFound):
     detail = "Project not found"
 
 
-def org_projects(org_id: int) -> Select[tuple[Project]]:
+def org_projects(org_id: int) -> Select[Project]:
     """Every query for an organization's projects starts here, so the org filter is never missed."""
     return select(Project).where(Project.org_id == org_id)
 

@@ -35,7 +35,7 @@ async def _update_with_event(
     """Apply `values` where `condition` holds, taking the job's next event number in the same
     statement; the event's seq, or None (after a rollback) when no row matched."""
     jobs = jobs_table
-    seq = await session.scalar(
+    seq: int | None = await session.scalar(
         update(jobs)
         .where(condition)
         .values(**values, last_event_seq=jobs.c.last_event_seq + 1)

@@ -96,7 +96,7 @@ class RateLimiter:
         except Exception as exc:
             return self._storage_failed(exc)
 
-    def _storage_failed(self, exc: Exception) -> None:
+    def _storage_failed(self, exc: Exception) -> Verdict | None:
         log.error("ratelimit_storage_failed", error=f"{type(exc).__name__}: {exc}")
         if self.errors is not None:
             self.errors.inc()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from sqlalchemy import BigInteger, Date, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import BigInteger, Date, ForeignKey, Integer, String, Table, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from genway.db import Base
@@ -23,3 +23,6 @@ class UsageCounter(Base):
     metric: Mapped[str] = mapped_column(String(100))
     day: Mapped[date] = mapped_column(Date)
     value: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+usage_table: Table = UsageCounter.__table__  # type: ignore[assignment]

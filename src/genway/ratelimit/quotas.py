@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from genway.errors import TooManyRequests
 from genway.orgs.models import Organization
-from genway.ratelimit.models import NO_USER, UsageCounter
+from genway.ratelimit.models import NO_USER, usage_table
 from genway.ratelimit.tiers import TierLimits
 from genway.ratelimit.usage import Metric, usage_total, utc_today
 
@@ -69,7 +69,7 @@ async def consume_quota(
     if metric is None:
         return
     amount = quota_amount(kind, job_input)
-    table = UsageCounter.__table__
+    table = usage_table
     dialect = session.bind.dialect.name  # type: ignore[union-attr]
     insert = pg_insert(table) if dialect == "postgresql" else sqlite_insert(table)
     statement = (

@@ -10,7 +10,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from genway.ratelimit.models import NO_USER, UsageCounter
+from genway.ratelimit.models import NO_USER, UsageCounter, usage_table
 
 
 class Metric:
@@ -48,7 +48,7 @@ async def record_usage(
         "day": day or utc_today(),
         "value": amount,
     }
-    table = UsageCounter.__table__
+    table = usage_table
     dialect = session.bind.dialect.name  # type: ignore[union-attr]
     insert = pg_insert(table) if dialect == "postgresql" else sqlite_insert(table)
     statement = insert.values(**values).on_conflict_do_update(

@@ -17,7 +17,12 @@ if TYPE_CHECKING:
 
 Run = Callable[["Job", "JobContext"], Awaitable[dict[str, Any] | None]]
 
-BUILTIN_MODULES = ("genway.executors.diagnostic",)
+BUILTIN_MODULES = (
+    "genway.executors.diagnostic",
+    "genway.agents.executors",
+    "genway.promode.executors",
+    "genway.engines.comfyui.executors",
+)
 
 
 @dataclass(frozen=True)

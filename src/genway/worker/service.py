@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from genway.config import Settings
 from genway.db import Database
+from genway.engines.comfyui.runtime import ComfyUIEngine, comfyui_runtime
 from genway.queue.wakeup import Wakeup
 from genway.ratelimit.tiers import configure_tiers
 from genway.realtime.broadcast import Broadcaster, create_broadcaster
@@ -22,6 +23,7 @@ class Runtime:
     database: Database
     broadcaster: Broadcaster
     wakeup: Wakeup
+    comfyui: ComfyUIEngine | None = None
 
 
 @contextlib.asynccontextmanager
@@ -29,12 +31,13 @@ async def runtime(settings: Settings) -> AsyncIterator[Runtime]:
     load_executors(settings.executor_modules)
     configure_tiers(settings.tier_limits)
     database = Database(settings.resolved_database_url)
-    broadcaster = create_broadcaster(settings.redis_url)
+    broadcaster = create_broadcaster(settings.redis_url, settings.events_channel)
     wakeup = Wakeup(settings.resolved_database_url)
     await broadcaster.start()
     await wakeup.start()
     try:
-        yield Runtime(database, broadcaster, wakeup)
+        async with comfyui_runtime(settings, database) as comfyui:
+            yield Runtime(database, broadcaster, wakeup, comfyui)
     finally:
         await wakeup.stop()
         await broadcaster.stop()
@@ -48,4 +51,5 @@ def build_worker(settings: Settings, rt: Runtime, options: WorkerOptions | None 
         rt.wakeup,
         settings.data_dir,
         options or settings.worker_options(),
+        settings,
     )

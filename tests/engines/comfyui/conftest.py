@@ -7,8 +7,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
+from genway.config import Settings
 from genway.engines.comfyui.client import ComfyUIClient, SubmittedPrompt, WatchEvent
 from tests.fakes.comfyui import FakeComfyUI
 
@@ -69,3 +71,42 @@ async def run_workflow(
         if on_event is not None:
             await on_event(event)
     return events
+
+
+# Genway against fake backends: two fakes, and Genway's settings pointed at them with short
+# health, polling and retry intervals. (`client` above is a ComfyUI client; Genway's HTTP
+# client in these tests is `api`.)
+
+
+@pytest.fixture
+async def backends(tmp_path: Path) -> AsyncIterator[list[FakeComfyUI]]:
+    servers = [FakeComfyUI(tmp_path / f"backend-{n}", execution_time=0.05) for n in (1, 2)]
+    for server in servers:
+        await server.start()
+    yield servers
+    for server in servers:
+        await server.stop()
+
+
+@pytest.fixture
+def settings(settings: Settings, backends: list[FakeComfyUI]) -> Settings:
+    return settings.model_copy(
+        update={
+            "embedded_worker": True,
+            "worker_concurrency": 4,
+            "comfyui_urls": [backend.base_url for backend in backends],
+            "comfyui_health_interval_s": 0.1,
+            "comfyui_backoff_max_s": 0.2,
+            "comfyui_poll_interval_s": 0.05,
+            "comfyui_timeout_s": 5.0,
+            "retry_base_s": 0.05,
+            "shutdown_grace_s": 0.5,
+            "sync_wait_s": 1.0,
+        }
+    )
+
+
+@pytest.fixture
+async def api(server: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=server, timeout=30) as http:
+        yield http

@@ -228,6 +228,8 @@ class ComfyUIClient:
         workflow: Mapping[str, Any],
         client_id: str,
         prompt_id: str | None = None,
+        *,
+        extra_data: Mapping[str, Any] | None = None,
     ) -> AsyncIterator[RunEvent]:
         """Submit and follow a workflow: `SubmittedPrompt` first, then as `watch`.
 
@@ -236,13 +238,14 @@ class ComfyUIClient:
         """
         socket, reason = await self._try_socket(client_id)
         try:
-            submitted = await self.submit(workflow, client_id, prompt_id)
+            submitted = await self.submit(workflow, client_id, prompt_id, extra_data=extra_data)
         except BaseException:
             if socket is not None:
                 await socket.close()
             raise
         yield submitted
-        async for event in self._follow(submitted.prompt_id, socket, reason):
+        follow = self._follow(submitted.prompt_id, socket, reason, opened_before_submit=True)
+        async for event in follow:
             yield event
 
     async def watch(self, prompt_id: str, client_id: str) -> AsyncIterator[WatchEvent]:
@@ -258,10 +261,17 @@ class ComfyUIClient:
             yield event
 
     async def _follow(
-        self, prompt_id: str, socket: ClientConnection | None, reason: str
+        self,
+        prompt_id: str,
+        socket: ClientConnection | None,
+        reason: str,
+        *,
+        opened_before_submit: bool = False,
     ) -> AsyncIterator[WatchEvent]:
         if socket is not None:
-            follower = SocketFollower(self, socket, prompt_id)
+            follower = SocketFollower(
+                self, socket, prompt_id, opened_before_submit=opened_before_submit
+            )
             try:
                 async for event in follower.events():
                     yield event

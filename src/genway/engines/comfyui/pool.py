@@ -110,6 +110,16 @@ class BackendPool:
         """Count a prompt we just queued there, so picks before the next check spread out."""
         self.backends[url.rstrip("/")].queue_length += 1
 
+    def note_finished(self, url: str) -> None:
+        """Count one of our prompts there as done, until the next check reads the real queue."""
+        backend = self.backends[url.rstrip("/")]
+        backend.queue_length = max(0, backend.queue_length - 1)
+
+    def next_check_in(self) -> float:
+        """Seconds until the pool is due to check any backend again (0 if one is due now)."""
+        now = self.clock()
+        return max(0.0, min((b.next_check_at - now for b in self.backends.values()), default=0.0))
+
     def mark_unhealthy(self, url: str, reason: str) -> None:
         """Take a backend out of `pick` now (the caller saw it fail) until its backoff ends."""
         self._failed(self.backends[url.rstrip("/")], reason)

@@ -85,15 +85,24 @@ def _failed(error: ExecutionError) -> ExecutionFailed:
 class SocketFollower:
     """Reads one prompt's messages from an open socket until it ends or the socket is lost."""
 
-    def __init__(self, client: ComfyUIClient, socket: ClientConnection, prompt_id: str) -> None:
+    def __init__(
+        self,
+        client: ComfyUIClient,
+        socket: ClientConnection,
+        prompt_id: str,
+        *,
+        opened_before_submit: bool = False,
+    ) -> None:
         self.client, self.socket, self.prompt_id = client, socket, prompt_id
+        self.opened_before_submit = opened_before_submit
         self.finished = False
         self.drop_reason = ""
 
     async def events(self) -> AsyncIterator[WatchEvent]:
         try:
-            # The socket is open before this read, so nothing that ends later can be missed.
-            entry = await self.client.history(self.prompt_id)
+            # A prompt submitted after the socket opened cannot have ended unseen; otherwise
+            # read its history once (the socket is open, so nothing that ends later is missed).
+            entry = None if self.opened_before_submit else await self.client.history(self.prompt_id)
             if entry is not None:
                 self.finished = True
                 yield finish(entry)

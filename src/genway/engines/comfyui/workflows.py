@@ -13,6 +13,7 @@ import json
 import secrets
 from collections.abc import Iterator, Mapping
 from importlib import resources
+from pathlib import Path
 from typing import Any, cast
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -89,9 +90,24 @@ def load_template(name: str) -> Workflow:
     return cast(Workflow, json.loads(_template_text(name)))
 
 
-def render_txt2img(params: Txt2ImgParams) -> Workflow:
-    """The txt2img template with `params` filled in, found through the KSampler's links."""
-    workflow = load_template("txt2img")
+def load_txt2img_template(path: Path | None = None) -> Workflow:
+    """The txt2img template at `path` (default: the bundled one), checked to be renderable.
+
+    Raises ValueError naming the file and the problem."""
+    if path is None:
+        return load_template("txt2img")
+    try:
+        workflow = validate_api_workflow(json.loads(path.read_text(encoding="utf-8")))
+        render_txt2img(Txt2ImgParams(prompt="template check", seed=0), workflow)
+    except (OSError, ValueError, KeyError, IndexError, TypeError, InvalidWorkflow) as exc:
+        raise ValueError(f"ComfyUI txt2img template {path} is not usable: {exc}") from exc
+    return workflow
+
+
+def render_txt2img(params: Txt2ImgParams, template: Workflow | None = None) -> Workflow:
+    """The txt2img template (bundled unless given) with `params` filled in, found through
+    the KSampler's links."""
+    workflow = copy.deepcopy(template) if template is not None else load_template("txt2img")
     sampler = _single(workflow, "KSampler")["inputs"]
     sampler["seed"] = params.seed
     sampler["steps"] = params.steps

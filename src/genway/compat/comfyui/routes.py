@@ -1,0 +1,257 @@
+"""ComfyUI's HTTP API over Genway, in the caller's organization: `/prompt`, `/queue`,
+`/history`, `/view`, `/upload/image`, `/interrupt`, `/object_info`, `/system_stats` (and the same
+under `/api`, as current ComfyUI serves them). Mapping only: the work is in the job, prompt and
+artifact services. Prompt ids are Genway's; another organization's are unknown here."""
+
+from __future__ import annotations
+
+import copy
+import os
+import platform
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import FileResponse
+
+from genway.auth.deps import SettingsDep
+from genway.compat.comfyui.deps import ComfyCanceller, ComfyCreator, ComfyReader, EngineDep
+from genway.compat.comfyui.shapes import history_entry, queue_item
+from genway.db import SessionDep
+from genway.engines.comfyui import prompts
+from genway.engines.comfyui.job_inputs import prompt_id_of
+from genway.engines.comfyui.outputs import TEMP_FOLDER
+from genway.engines.comfyui.workflows import IMAGE_LOADERS
+from genway.errors import GenwayError, NotFound
+from genway.jobs.deps import announce, submitter
+from genway.jobs.states import JobStatus
+from genway.storage import service as artifacts
+from genway.storage.deps import BlobStoreDep, file_response, read_multipart
+from genway.storage.models import ArtifactKind
+from genway.storage.names import join_name
+
+router = APIRouter(tags=["ComfyUI-compatible"])
+
+HISTORY_DEFAULT = 100
+HISTORY_MAX = 1000
+
+
+class NoBackend(GenwayError):
+    status_code = 503
+    detail = "No ComfyUI backend is available right now"
+
+
+async def _json_object(request: Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+@router.post("/prompt")
+async def post_prompt(
+    request: Request,
+    context: ComfyCreator,
+    session: SessionDep,
+    settings: SettingsDep,
+    engine: EngineDep,
+) -> dict[str, Any]:
+    """Queue an API-format workflow: `{"prompt", "client_id"?, "extra_data"?, "front"?}`.
+    Answers `{"prompt_id", "number", "node_errors"}`; invalid workflows get ComfyUI's 400."""
+    try:
+        body = await request.json()
+    except ValueError:
+        raise prompts.PromptRejected("invalid_prompt", "The body must be a JSON object") from None
+    if not isinstance(body, dict):
+        raise prompts.PromptRejected("invalid_prompt", "The body must be a JSON object")
+    job = await prompts.submit_prompt(
+        session,
+        submitter(context),
+        body,
+        await engine.object_info(),
+        max_input_bytes=settings.job_input_max_bytes,
+    )
+    announce(request, session)
+    engine.prompts.notify(context.org_id)
+    return {"prompt_id": prompt_id_of(job), "number": job.id, "node_errors": {}}
+
+
+@router.get("/prompt")
+async def get_prompt(context: ComfyReader, session: SessionDep) -> dict[str, Any]:
+    remaining = await prompts.queue_remaining(session, context.org_id)
+    return {"exec_info": {"queue_remaining": remaining}}
+
+
+@router.get("/queue")
+async def get_queue(context: ComfyReader, session: SessionDep, engine: EngineDep) -> dict[str, Any]:
+    """The organization's running and pending prompts."""
+    active = await prompts.active_prompts(session, context.org_id)
+    return {
+        "queue_running": [
+            queue_item(j, engine.template) for j in active if j.status == JobStatus.RUNNING
+        ],
+        "queue_pending": [
+            queue_item(j, engine.template) for j in active if j.status == JobStatus.QUEUED
+        ],
+    }
+
+
+@router.post("/queue")
+async def post_queue(
+    request: Request, context: ComfyCanceller, session: SessionDep, engine: EngineDep
+) -> Response:
+    """`{"clear": true}` removes the organization's pending prompts, `{"delete": [ids]}` those
+    pending prompts; running ones are not affected (use `/interrupt`), as in ComfyUI."""
+    body = await _json_object(request)
+    pending = [
+        j
+        for j in await prompts.active_prompts(session, context.org_id)
+        if j.status == JobStatus.QUEUED
+    ]
+    wanted = {str(p) for p in body.get("delete") or [] if isinstance(p, str)}
+    targets = [j for j in pending if body.get("clear") is True or prompt_id_of(j) in wanted]
+    await prompts.cancel_prompts(session, context.org_id, targets)
+    announce(request, session)
+    engine.prompts.notify(context.org_id)
+    return Response(status_code=200)
+
+
+@router.post("/interrupt")
+async def interrupt(
+    request: Request, context: ComfyCanceller, session: SessionDep, engine: EngineDep
+) -> Response:
+    """Stop the running prompt `{"prompt_id"}`, or without one every running prompt of the
+    organization (ComfyUI's single queue has only one)."""
+    prompt_id = (await _json_object(request)).get("prompt_id")
+    running = [
+        j
+        for j in await prompts.active_prompts(session, context.org_id)
+        if j.status == JobStatus.RUNNING
+        and (not isinstance(prompt_id, str) or prompt_id_of(j) == prompt_id)
+    ]
+    await prompts.cancel_prompts(session, context.org_id, running)
+    announce(request, session)
+    engine.prompts.notify(context.org_id)
+    return Response(status_code=200)
+
+
+@router.get("/history")
+async def get_history(
+    context: ComfyReader,
+    session: SessionDep,
+    engine: EngineDep,
+    max_items: Annotated[int, Query(ge=0, le=HISTORY_MAX)] = HISTORY_DEFAULT,
+) -> dict[str, Any]:
+    """The organization's newest finished prompts (at most `max_items`), oldest first."""
+    jobs = await prompts.finished_prompts(session, context.org_id, max_items)
+    return {prompt_id_of(job): history_entry(job, engine.template) for job in jobs}
+
+
+@router.get("/history/{prompt_id}")
+async def get_history_item(
+    prompt_id: str, context: ComfyReader, session: SessionDep, engine: EngineDep
+) -> dict[str, Any]:
+    """`{prompt_id: entry}` once the prompt ended, `{}` before (and for unknown ids)."""
+    job = await prompts.find_prompt(session, context.org_id, prompt_id)
+    if job is None or not JobStatus(job.status).is_terminal or job.started_at is None:
+        return {}
+    return {prompt_id_of(job): history_entry(job, engine.template)}
+
+
+@router.get("/view", response_class=FileResponse, responses={200: {"content": {"image/png": {}}}})
+async def view(
+    context: ComfyReader,
+    session: SessionDep,
+    store: BlobStoreDep,
+    filename: Annotated[str, Query(min_length=1, max_length=255)],
+    subfolder: Annotated[str, Query(max_length=255)] = "",
+    file_type: Annotated[str, Query(alias="type")] = "output",
+) -> FileResponse:
+    """An output (`type=output` or `temp`) or an upload (`type=input`) of the organization."""
+    if file_type not in ("output", "temp", "input"):
+        raise NotFound(f"Unknown file type '{file_type}'")
+    kind = ArtifactKind.UPLOAD if file_type == "input" else ArtifactKind.OUTPUT
+    folder = join_name(TEMP_FOLDER, subfolder) if file_type == TEMP_FOLDER else subfolder
+    artifact = await artifacts.find_by_name(
+        session, context.org_id, kind, join_name(folder, filename)
+    )
+    if artifact is None:
+        raise NotFound(f"No file named '{filename}'")
+    return file_response(store, artifact)
+
+
+@router.post("/upload/image")
+async def upload_image(
+    request: Request,
+    context: ComfyCreator,
+    session: SessionDep,
+    store: BlobStoreDep,
+    settings: SettingsDep,
+) -> dict[str, str]:
+    """Multipart `image` (+ `subfolder`, `overwrite`): stored as an upload of the organization,
+    for LoadImage to name. 413 beyond the size limit, 415 for non-images."""
+    upload, fields = await read_multipart(request, settings.upload_max_bytes)
+    artifact = await artifacts.save_upload(
+        session,
+        store,
+        context.org_id,
+        upload,
+        max_bytes=settings.upload_max_bytes,
+        folder=fields.get("subfolder", ""),
+        overwrite=fields.get("overwrite", "").lower() in ("true", "1"),
+    )
+    return {"name": artifact.basename, "subfolder": artifact.folder, "type": "input"}
+
+
+async def _catalogue(engine: EngineDep) -> dict[str, Any]:
+    info = await engine.object_info()
+    if info is None:
+        raise NoBackend()
+    return info
+
+
+def _with_own_uploads(info: dict[str, Any], names: list[str]) -> dict[str, Any]:
+    # LoadImage's choices on a backend list every staged file; show the caller's uploads instead.
+    result = dict(info)
+    for class_type, field in IMAGE_LOADERS.items():
+        node: dict[str, Any] = result.get(class_type) or {}
+        choices = node.get("input", {}).get("required", {}).get(field)
+        if isinstance(choices, list) and choices and isinstance(choices[0], list):
+            node = copy.deepcopy(node)
+            node["input"]["required"][field][0] = names
+            result[class_type] = node
+    return result
+
+
+@router.get("/object_info")
+async def object_info(
+    context: ComfyReader, session: SessionDep, engine: EngineDep
+) -> dict[str, Any]:
+    """The node catalogue of a healthy backend (cached); 503 while none answers."""
+    names = await artifacts.upload_names(session, context.org_id)
+    return _with_own_uploads(await _catalogue(engine), names)
+
+
+@router.get("/object_info/{node_class}")
+async def object_info_node(
+    node_class: str, context: ComfyReader, session: SessionDep, engine: EngineDep
+) -> dict[str, Any]:
+    info = await _catalogue(engine)
+    if node_class not in info:
+        return {}
+    names = await artifacts.upload_names(session, context.org_id)
+    return _with_own_uploads({node_class: info[node_class]}, names)
+
+
+@router.get("/system_stats")
+async def system_stats(_context: ComfyReader, engine: EngineDep) -> dict[str, Any]:
+    """A healthy backend's versions and devices, without its command line; a minimal answer
+    while no backend is healthy (clients use this route to see that the server is up)."""
+    stats = await engine.system_stats() or {}
+    system = dict(stats.get("system") or {})
+    system.setdefault("os", os.name)
+    system.setdefault("python_version", platform.python_version())
+    system.setdefault("embedded_python", False)
+    system.setdefault("comfyui_version", "unknown")
+    system["argv"] = ["main.py"]
+    return {"system": system, "devices": stats.get("devices") or []}

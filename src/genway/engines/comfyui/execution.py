@@ -1,0 +1,185 @@
+"""Running one attempt of a ComfyUI job on one backend, and what each outcome means for the job.
+
+No healthy backend: the job goes back to the queue without spending an attempt. A backend that
+dies or forgets the prompt: it leaves the pool until it answers again and the job is retried on
+another one (attempt + 1). Rejected workflows and node failures are the job's own outcome. A
+cancelled job is removed from the backend's queue or interrupted there, and ends at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from typing import Any
+
+import structlog
+
+from genway.engines.comfyui import messages
+from genway.engines.comfyui.client import (
+    BackendUnavailable,
+    ComfyUIClient,
+    ComfyUIError,
+    ExecutionFailed,
+    FellBackToPolling,
+    Finished,
+    Interrupted,
+    NodeErrors,
+    SubmittedPrompt,
+    UnexpectedResponse,
+)
+from genway.engines.comfyui.inputs import resolve_inputs, stage_inputs
+from genway.engines.comfyui.outputs import OutputCollector
+from genway.engines.comfyui.protocol import ExecutionSucceeded, NodeExecuted
+from genway.engines.comfyui.relay import ProgressRelay
+from genway.engines.comfyui.runtime import ComfyUIEngine
+from genway.engines.comfyui.workflows import Workflow
+from genway.jobs.models import Job
+from genway.worker.context import (
+    JobCancelled,
+    JobContext,
+    JobDeferred,
+    JobFailed,
+    RetryableJobError,
+)
+
+log = structlog.get_logger("genway.engines.comfyui")
+
+UPSTREAM_CANCEL_TIMEOUT_S = 5.0
+
+
+class PromptExecution:
+    def __init__(
+        self,
+        job: Job,
+        ctx: JobContext,
+        engine: ComfyUIEngine,
+        prompt_id: str,
+        extra_data: dict[str, Any],
+    ) -> None:
+        self.job, self.ctx, self.engine = job, ctx, engine
+        self.prompt_id = prompt_id
+        self.extra_data = extra_data
+        # One socket per attempt: ComfyUI routes messages by client_id, and a second socket
+        # with the same id would silently take them over.
+        self.client_id = f"genway-{job.id}-{ctx.attempt}-{uuid.uuid4().hex[:8]}"
+
+    async def run(self, workflow: Workflow, explicit_inputs: dict[str, int]) -> dict[str, Any]:
+        """The job's result. Raises JobDeferred, JobCancelled, JobFailed, RetryableJobError."""
+        engine = self.engine
+        await engine.wait_checked(engine.pool.check_timeout + 1)
+        found = await resolve_inputs(
+            self.ctx.worker.database, self.job.org_id, workflow, explicit_inputs
+        )
+        backend = engine.pick()
+        if backend is None:
+            raise JobDeferred("no healthy ComfyUI backend", engine.retry_delay_s())
+        log.info(
+            "comfyui_submit", job_id=self.job.id, backend=backend.url, attempt=self.ctx.attempt
+        )
+        engine.pool.note_submitted(backend.url)
+        try:
+            return await self._attempt(backend.client, workflow, found)
+        except BackendUnavailable as exc:
+            engine.pool.mark_unhealthy(backend.url, exc.reason)
+            raise RetryableJobError(
+                "backend_unavailable",
+                f"The ComfyUI backend became unavailable ({exc.reason}); retrying on another",
+            ) from exc
+        finally:
+            engine.pool.note_finished(backend.url)
+
+    async def _attempt(
+        self, client: ComfyUIClient, workflow: Workflow, found: dict[str, Any]
+    ) -> dict[str, Any]:
+        outputs = OutputCollector(self.job, self.ctx.worker.database, self.engine.store, client)
+        if self.ctx.attempt > 1:
+            await outputs.forget_earlier_attempts()
+        try:
+            staged = await stage_inputs(client, self.engine.store, workflow, found)
+            return await self._follow(client, staged, outputs)
+        except NodeErrors as exc:
+            raise JobFailed("node_errors", exc.summary(), details=dict(exc.node_errors)) from exc
+        except ExecutionFailed as exc:
+            details = {
+                "node_id": exc.node_id,
+                "node_type": exc.node_type,
+                "message": exc.exception_message,
+                "exception_type": exc.exception_type,
+            }
+            raise JobFailed("execution_error", str(exc), details=details) from exc
+        except Interrupted as exc:
+            if self.ctx.cancelled.is_set():
+                raise JobCancelled from exc
+            raise JobFailed(
+                "interrupted", "The prompt was interrupted on the ComfyUI server"
+            ) from exc
+        except UnexpectedResponse as exc:
+            raise JobFailed("comfyui_error", str(exc)[:1000]) from exc
+
+    async def _follow(
+        self, client: ComfyUIClient, workflow: Workflow, outputs: OutputCollector
+    ) -> dict[str, Any]:
+        stream = asyncio.create_task(self._consume(client, workflow, outputs))
+        cancelled = asyncio.create_task(self.ctx.cancelled.wait())
+        try:
+            await asyncio.wait({stream, cancelled}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            # Timeout, shutdown or a lost lease: do not leave the prompt running upstream.
+            await self._abandon(client, stream)
+            raise
+        finally:
+            cancelled.cancel()
+        if stream.done():
+            return stream.result()
+        await self._abandon(client, stream)
+        raise JobCancelled
+
+    async def _abandon(self, client: ComfyUIClient, stream: asyncio.Task[Any]) -> None:
+        stream.cancel()
+        await asyncio.wait({stream}, timeout=UPSTREAM_CANCEL_TIMEOUT_S)
+        with contextlib.suppress(ComfyUIError, TimeoutError):
+            async with asyncio.timeout(UPSTREAM_CANCEL_TIMEOUT_S):
+                await client.cancel(self.prompt_id)
+
+    async def _consume(
+        self, client: ComfyUIClient, workflow: Workflow, outputs: OutputCollector
+    ) -> dict[str, Any]:
+        relay = ProgressRelay(self.ctx, self.prompt_id, workflow)
+        dropped: dict[str, Any] = {}
+        wrapping_up: asyncio.Task[None] | None = None
+        try:
+            run = client.run(workflow, self.client_id, self.prompt_id, extra_data=self.extra_data)
+            async for event in run:
+                if isinstance(event, SubmittedPrompt):
+                    dropped = dict(event.node_errors)
+                elif isinstance(event, FellBackToPolling):
+                    message = "Lost the ComfyUI WebSocket; following the prompt by polling"
+                    await asyncio.shield(self.ctx.log(message))
+                elif isinstance(event, NodeExecuted):
+                    outputs.node_executed(event.node, event.output, self._announcer(relay, event))
+                elif isinstance(event, ExecutionSucceeded):
+                    # Store the last outputs and messages while the backend writes its history.
+                    wrapping_up = asyncio.create_task(self._wrap_up(outputs, relay))
+                elif isinstance(event, Finished):
+                    if wrapping_up is not None:
+                        await wrapping_up
+                    await outputs.finished(event.history)
+                    result = outputs.result(self.prompt_id)
+                    return {**result, "node_errors": dropped} if dropped else result
+                else:
+                    await relay.on_event(event)
+        finally:
+            await relay.close()
+        raise JobFailed("comfyui_error", "The ComfyUI event stream ended without a result")
+
+    def _announcer(self, relay: ProgressRelay, event: NodeExecuted) -> Any:
+        def stored(ui: dict[str, Any]) -> None:
+            relay.add(messages.executed(self.prompt_id, event.node, ui))
+
+        return stored
+
+    @staticmethod
+    async def _wrap_up(outputs: OutputCollector, relay: ProgressRelay) -> None:
+        await outputs.settle()
+        await relay.flush()

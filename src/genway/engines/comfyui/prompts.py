@@ -1,0 +1,190 @@
+"""An organization's ComfyUI prompts (its comfy.* jobs) as the ComfyUI-compatible API sees them:
+submit with ComfyUI's checks and error shapes, find by prompt id, list, count, cancel.
+
+All reads go through `org_jobs(org_id)`: another organization's prompt ids are unknown here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from genway.engines.comfyui.job_inputs import COMFY_KINDS, WORKFLOW_KIND
+from genway.engines.comfyui.prompt_ids import parse_prompt_id
+from genway.engines.comfyui.workflows import (
+    IMAGE_LOADERS,
+    InvalidWorkflow,
+    Workflow,
+    validate_api_workflow,
+)
+from genway.errors import GenwayError
+from genway.jobs.models import Job
+from genway.jobs.schemas import JobCreate
+from genway.jobs.service import Submitter, cancel_job, create_job, org_jobs
+from genway.jobs.states import JobStatus
+from genway.storage import service as artifacts
+
+ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING)
+TERMINAL = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+class PromptRejected(GenwayError):
+    """ComfyUI's 400 answer to `POST /prompt`: `{"error": {...}, "node_errors": {...}}`."""
+
+    status_code = 400
+
+    def __init__(
+        self, kind: str, message: str, details: str = "", node_errors: dict[str, Any] | None = None
+    ) -> None:
+        error = {"type": kind, "message": message, "details": details, "extra_info": {}}
+        super().__init__(message, extra={"error": error, "node_errors": node_errors or {}})
+
+
+def _comfy_jobs(org_id: int) -> Any:
+    return org_jobs(org_id).where(Job.kind.in_(COMFY_KINDS))
+
+
+async def find_prompt(session: AsyncSession, org_id: int, prompt_id: str) -> Job | None:
+    """The organization's job with this prompt id; None for any other id."""
+    parsed = parse_prompt_id(prompt_id)
+    if parsed is None:
+        return None
+    nonce, job_id = parsed
+    job: Job | None = await session.scalar(_comfy_jobs(org_id).where(Job.id == job_id))
+    if job is None or job.input.get("prompt_nonce") != nonce:
+        return None
+    return job
+
+
+async def active_prompts(session: AsyncSession, org_id: int, limit: int = 1000) -> Sequence[Job]:
+    """Queued and running prompts, oldest first."""
+    query = _comfy_jobs(org_id).where(Job.status.in_(ACTIVE)).order_by(Job.id).limit(limit)
+    return (await session.scalars(query)).all()
+
+
+async def finished_prompts(session: AsyncSession, org_id: int, limit: int) -> Sequence[Job]:
+    """The newest prompts that ran and ended, oldest of them first (ComfyUI's history order).
+    A prompt cancelled before it started never ran, so it has no history (as in ComfyUI)."""
+    query = (
+        _comfy_jobs(org_id)
+        .where(Job.status.in_(TERMINAL), Job.started_at.is_not(None))
+        .order_by(Job.id.desc())
+        .limit(limit)
+    )
+    return list(reversed((await session.scalars(query)).all()))
+
+
+async def prompts_after(session: AsyncSession, org_id: int, after_id: int) -> Sequence[Job]:
+    query = _comfy_jobs(org_id).where(Job.id > after_id).order_by(Job.id).limit(1000)
+    return (await session.scalars(query)).all()
+
+
+async def latest_prompt_id(session: AsyncSession, org_id: int) -> int:
+    """The highest job id among the organization's prompts (0 without any)."""
+    query = select(func.max(Job.id)).where(Job.org_id == org_id, Job.kind.in_(COMFY_KINDS))
+    return int(await session.scalar(query) or 0)
+
+
+async def queue_remaining(session: AsyncSession, org_id: int) -> int:
+    """The organization's queued and running prompts: ComfyUI's `exec_info.queue_remaining`."""
+    query = select(func.count(Job.id)).where(
+        Job.org_id == org_id, Job.kind.in_(COMFY_KINDS), Job.status.in_(ACTIVE)
+    )
+    return int(await session.scalar(query) or 0)
+
+
+async def cancel_prompts(session: AsyncSession, org_id: int, jobs: Sequence[Job]) -> None:
+    """Cancel each job (queued: at once; running: interrupted by its worker)."""
+    for job in jobs:
+        await cancel_job(session, org_id, job.id)
+
+
+def check_structure(prompt: object) -> Workflow:
+    """Raises PromptRejected for anything that is not an API-format workflow."""
+    if prompt is None:
+        raise PromptRejected("no_prompt", "No prompt provided", "No prompt provided")
+    try:
+        return validate_api_workflow(prompt)
+    except InvalidWorkflow as exc:
+        raise PromptRejected("invalid_prompt", "Invalid prompt", "; ".join(exc.problems)) from exc
+
+
+def check_catalogue(workflow: Workflow, object_info: dict[str, Any]) -> None:
+    """ComfyUI's own first checks, against a backend's node catalogue. Raises PromptRejected."""
+    for node_id, node in workflow.items():
+        if node["class_type"] not in object_info:
+            message = f"Cannot execute because node {node['class_type']} does not exist."
+            raise PromptRejected("invalid_prompt", message, f"Node ID '#{node_id}'")
+    if not any(object_info[n["class_type"]].get("output_node") for n in workflow.values()):
+        raise PromptRejected("prompt_no_outputs", "Prompt has no outputs")
+
+
+async def resolve_uploads(session: AsyncSession, org_id: int, workflow: Workflow) -> dict[str, int]:
+    """Each LoadImage value mapped to the organization's upload of that name.
+
+    Raises PromptRejected with ComfyUI's per-node `Invalid image file` errors."""
+    loaders = {
+        node_id: node["inputs"].get(field)
+        for node_id, node in workflow.items()
+        if (field := IMAGE_LOADERS.get(node["class_type"])) is not None
+    }
+    names = {
+        value: value.removesuffix(" [input]")
+        for value in loaders.values()
+        if isinstance(value, str)
+    }
+    found = await artifacts.uploads_by_name(session, org_id, names.values())
+    node_errors: dict[str, Any] = {}
+    for node_id, value in loaders.items():
+        if not isinstance(value, str) or names[value] not in found:
+            error = {
+                "type": "custom_validation_failed",
+                "message": "Custom validation failed for node",
+                "details": f"image - Invalid image file: {value}",
+                "extra_info": {"input_name": "image"},
+            }
+            class_type = workflow[node_id]["class_type"]
+            node_errors[node_id] = {
+                "errors": [error],
+                "dependent_outputs": [],
+                "class_type": class_type,
+            }
+    if node_errors:
+        raise PromptRejected(
+            "prompt_outputs_failed_validation",
+            "Prompt outputs failed validation",
+            node_errors=node_errors,
+        )
+    await artifacts.touch(session, org_id, [a.id for a in found.values()])
+    return {value: found[name].id for value, name in names.items()}
+
+
+async def submit_prompt(
+    session: AsyncSession,
+    submitter: Submitter,
+    body: dict[str, Any],
+    object_info: dict[str, Any] | None,
+    *,
+    max_input_bytes: int,
+) -> Job:
+    """Queue a `POST /prompt` body as a comfy.workflow job. `object_info` (when a backend
+    answered) lets unknown nodes be refused at once, as ComfyUI does. Raises PromptRejected,
+    PayloadTooLarge, QuotaExceeded."""
+    workflow = check_structure(body.get("prompt"))
+    if object_info:
+        check_catalogue(workflow, object_info)
+    inputs = await resolve_uploads(session, submitter.org_id, workflow)
+    client_id = body.get("client_id")
+    extra_data = body.get("extra_data")
+    job_input = {
+        "workflow": workflow,
+        "inputs": inputs,
+        "client_id": str(client_id)[:256] if client_id else None,
+        "extra_data": extra_data if isinstance(extra_data, dict) else {},
+    }
+    spec = JobCreate(kind=WORKFLOW_KIND, input=job_input, priority=1 if body.get("front") else 0)
+    job, _created = await create_job(session, submitter, spec, max_input_bytes=max_input_bytes)
+    return job

@@ -1,0 +1,189 @@
+"""The ComfyUI engine of one process: the backend pool and its health loop, the txt2img
+template, cached `/object_info`, and the upload cleanup loop.
+
+`comfyui_runtime` runs wherever `genway.worker.service.runtime` runs (the API process and every
+worker process). The API reaches the engine through `app.state.comfyui`; executors through
+`active_engine()`, a context variable: the worker's tasks are created inside the runtime block and
+inherit it, so several apps in one process (as in the tests) each use their own pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextvars import ContextVar
+from typing import Any
+
+import structlog
+
+from genway.config import Settings
+from genway.db import Database
+from genway.engines.comfyui.client import ComfyUIClient
+from genway.engines.comfyui.errors import ComfyUIError
+from genway.engines.comfyui.feed import PromptFeeds
+from genway.engines.comfyui.pool import Backend, BackendHealthLoop, BackendPool, BackendSnapshot
+from genway.engines.comfyui.workflows import Workflow, load_txt2img_template
+from genway.storage.blobs import BlobStore
+from genway.storage.cleanup import UploadCleaner
+
+log = structlog.get_logger("genway.engines.comfyui")
+
+_ENGINE: ContextVar[ComfyUIEngine | None] = ContextVar("genway_comfyui_engine", default=None)
+STATS_TTL_S = 5.0
+
+
+class _Cached:
+    """One value fetched from some healthy backend, kept for `ttl_s`; stale beats nothing."""
+
+    def __init__(self, ttl_s: float) -> None:
+        self.ttl_s = ttl_s
+        self.value: dict[str, Any] | None = None
+        self.fetched_at = 0.0
+        self._lock = asyncio.Lock()
+
+    async def get(self, fetch: Callable[[], Awaitable[dict[str, Any] | None]]) -> Any:
+        if self.value is not None and time.monotonic() - self.fetched_at < self.ttl_s:
+            return self.value
+        async with self._lock:
+            if self.value is None or time.monotonic() - self.fetched_at >= self.ttl_s:
+                fresh = await fetch()
+                if fresh is not None:
+                    self.value, self.fetched_at = fresh, time.monotonic()
+        return self.value
+
+
+def build_pool(settings: Settings) -> BackendPool:
+    def client(url: str) -> ComfyUIClient:
+        return ComfyUIClient(
+            url,
+            timeout=settings.comfyui_timeout_s,
+            connect_timeout=min(5.0, settings.comfyui_timeout_s),
+            poll_interval=settings.comfyui_poll_interval_s,
+        )
+
+    return BackendPool(
+        settings.comfyui_urls,
+        client_factory=client,
+        check_timeout=min(5.0, settings.comfyui_timeout_s),
+        base_backoff=min(1.0, settings.comfyui_backoff_max_s),
+        max_backoff=settings.comfyui_backoff_max_s,
+    )
+
+
+class ComfyUIEngine:
+    def __init__(
+        self, settings: Settings, database: Database, pool: BackendPool, template: Workflow
+    ) -> None:
+        self.settings = settings
+        self.pool = pool
+        self.template = template
+        self.store = BlobStore(settings.data_dir / "blobs")
+        self.prompts = PromptFeeds(database)
+        self.health_loop = BackendHealthLoop(pool, settings.comfyui_health_interval_s)
+        self._checked = asyncio.Event()
+        self._object_info = _Cached(settings.comfyui_object_info_ttl_s)
+        self._stats = _Cached(STATS_TTL_S)
+
+    async def keep_checking(self) -> None:
+        """The health loop; the first round also releases `wait_checked`."""
+        while True:
+            try:
+                await self.health_loop.run_once()
+            except Exception as exc:  # a bug in one round must not stop the checks for good
+                log.error("comfyui_health_round_failed", error=str(exc))
+            self._checked.set()
+            await asyncio.sleep(self.health_loop.interval)
+
+    async def wait_checked(self, timeout_s: float) -> None:
+        """Until the first health round ended (so a job does not wait for nothing at startup)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._checked.wait(), timeout_s)
+
+    def pick(self) -> Backend | None:
+        return self.pool.pick()
+
+    def retry_delay_s(self) -> float:
+        """How long a job should wait when no backend is healthy: until the pool has checked
+        again, so it starts right after a backend comes back."""
+        return self.pool.next_check_in() + self.health_loop.interval
+
+    async def _from_backend(self, call: Callable[[ComfyUIClient], Awaitable[Any]]) -> Any:
+        backend = self.pool.pick()
+        if backend is None:
+            return None
+        try:
+            return await call(backend.client)
+        except ComfyUIError as exc:
+            log.warning("comfyui_fetch_failed", url=backend.url, error=str(exc))
+            return None
+
+    async def object_info(self) -> dict[str, Any] | None:
+        """`/object_info` of a healthy backend (cached), or None when none answers."""
+        info: dict[str, Any] | None = await self._object_info.get(
+            lambda: self._from_backend(lambda client: client.object_info())
+        )
+        return info
+
+    async def system_stats(self) -> dict[str, Any] | None:
+        stats: dict[str, Any] | None = await self._stats.get(
+            lambda: self._from_backend(lambda client: client.system_stats())
+        )
+        return stats
+
+    def snapshot(self) -> list[BackendSnapshot]:
+        return self.pool.snapshot()
+
+    def health(self) -> dict[str, Any]:
+        """For `/health`: "ok" while at least one backend is healthy, else "degraded"."""
+        backends = [backend.as_dict() for backend in self.snapshot()]
+        healthy = sum(1 for backend in backends if backend["state"] == "healthy")
+        return {
+            "status": "ok" if healthy else "degraded",
+            "healthy_backends": healthy,
+            "backends": backends,
+        }
+
+
+def active_engine() -> ComfyUIEngine:
+    """The engine of the runtime this task runs in. Raises RuntimeError outside one."""
+    engine = _ENGINE.get()
+    if engine is None:
+        raise RuntimeError("the ComfyUI engine is not running in this process")
+    return engine
+
+
+@contextlib.asynccontextmanager
+async def comfyui_runtime(settings: Settings, database: Database) -> AsyncIterator[ComfyUIEngine]:
+    """Start the pool's health loop and the upload cleanup; stop them on exit.
+
+    Raises ValueError at once for an unusable txt2img template (a configuration error)."""
+    template = load_txt2img_template(settings.comfyui_txt2img_template)
+    engine = ComfyUIEngine(settings, database, build_pool(settings), template)
+    cleaner = UploadCleaner(database.sessions, engine.store, settings.upload_ttl_s)
+    tasks = [
+        asyncio.create_task(engine.keep_checking(), name="comfyui-health"),
+        asyncio.create_task(
+            cleaner.run_forever(settings.upload_cleanup_interval_s), name="upload-cleanup"
+        ),
+    ]
+    token = _ENGINE.set(engine)
+    try:
+        yield engine
+    finally:
+        _ENGINE.reset(token)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await engine.pool.aclose()
+
+
+async def check_backends(settings: Settings) -> list[BackendSnapshot]:
+    """One health round over the configured backends (for `genway backends`)."""
+    pool = build_pool(settings)
+    try:
+        await pool.run_once()
+        return pool.snapshot()
+    finally:
+        await pool.aclose()
