@@ -4,7 +4,6 @@ routes work in the caller's organization only."""
 from __future__ import annotations
 
 import httpx
-import pytest
 
 from tests.agent_support import create_project, org_url, put_file
 from tests.support import Tenant
@@ -31,7 +30,6 @@ ATTACKS = [
 ]
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 async def test_path_attacks_are_refused(client: httpx.AsyncClient, tenant: Tenant):
     project = await create_project(client, tenant)
     pid = project["id"]
