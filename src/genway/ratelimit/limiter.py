@@ -13,7 +13,7 @@ from typing import Any
 import structlog
 from limits import RateLimitItem, parse
 from limits.aio.storage import Storage
-from limits.aio.strategies import SlidingWindowCounterRateLimiter
+from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
 from prometheus_client import Counter
 
@@ -49,15 +49,15 @@ def storage_uri(settings: Settings) -> str:
 
 
 class RateLimiter:
-    """Sliding-window counters keyed by (limit, identifiers); shared by all processes on Redis."""
+    """Moving-window counters keyed by (limit, identifiers); shared by all processes on Redis."""
 
     def __init__(
         self, storage: Storage, *, fail_open: bool = True, errors: Counter | None = None
     ) -> None:
         self.storage = storage
-        # Sliding-window counters: O(1) per hit (a moving window keeps every timestamp and scans
-        # them, which at 6,000 requests a window costs more than the request).
-        self.strategy = SlidingWindowCounterRateLimiter(storage)
+        # A moving window is exact (a sliding-window counter lets a few extra requests through
+        # when a burst straddles its window boundary), at the price of an O(limit) stats read.
+        self.strategy = MovingWindowRateLimiter(storage)
         self.fail_open = fail_open
         self.errors = errors
 
