@@ -17,6 +17,7 @@ from genway.auth.routes import router as auth_router
 from genway.compat.comfyui.routes import router as comfyui_compat_router
 from genway.compat.comfyui.ws import router as comfyui_ws_router
 from genway.config import Settings
+from genway.engines.comfyui.job_inputs import WORKFLOW_KIND
 from genway.engines.comfyui.routes import router as generate_router
 from genway.errors import install_error_handlers
 from genway.jobs.legacy_routes import router as legacy_jobs_router
@@ -56,6 +57,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.broadcaster = rt.broadcaster
             app.state.wakeup = rt.wakeup
             app.state.comfyui = rt.comfyui
+            app.state.job_admission = (
+                {WORKFLOW_KIND: rt.comfyui.admit_job_input} if rt.comfyui is not None else {}
+            )
             app.state.limiter = RateLimiter.from_settings(settings, metrics.ratelimit_errors)
             app.state.principal_cache = PrincipalCache(
                 rt.database, enabled=settings.is_sqlite and not settings.redis_url

@@ -74,6 +74,11 @@ class Settings(BaseSettings):
         default=None,
         description="API-format txt2img workflow for comfy.generate (default: bundled)",
     )
+    comfyui_node_policy: Path | None = Field(
+        default=None,
+        description="JSON file {allow: [...], deny: [...]} of ComfyUI node classes "
+        "(custom nodes with file inputs are refused unless allowed)",
+    )
     comfyui_health_interval_s: float = Field(default=5.0, gt=0)
     comfyui_backoff_max_s: float = Field(default=30.0, gt=0)
     comfyui_timeout_s: float = Field(default=30.0, gt=0, description="One ComfyUI HTTP request")

@@ -66,6 +66,7 @@ class FakeComfyUI:
         for folder in (self.folders.input, self.folders.output, self.folders.temp):
             folder.mkdir(parents=True, exist_ok=True)
         self.catalogue = build_catalogue(list(checkpoints))
+        self.models: dict[str, list[str]] = {"checkpoints": list(checkpoints), "loras": []}
         self.execution_time = execution_time
         self.steps = steps
         self.caching = caching

@@ -159,6 +159,15 @@ def build_routes(fake: FakeComfyUI) -> list[BaseRoute]:
             }
         )
 
+    async def models(_request: Request) -> Response:
+        return _json(list(fake.models))
+
+    async def models_in(request: Request) -> Response:
+        folder = request.path_params["folder"]
+        if folder not in fake.models:
+            return Response(status_code=404)
+        return _json(fake.models[folder])
+
     async def websocket(socket: WebSocket) -> None:
         await socket.accept()
         sid = socket.query_params.get("clientId") or uuid.uuid4().hex
@@ -184,6 +193,8 @@ def build_routes(fake: FakeComfyUI) -> list[BaseRoute]:
         Route("/system_stats", system_stats, methods=["GET"]),
         Route("/object_info", object_info, methods=["GET"]),
         Route("/object_info/{node_class}", object_info, methods=["GET"]),
+        Route("/models", models, methods=["GET"]),
+        Route("/models/{folder}", models_in, methods=["GET"]),
         WebSocketRoute("/ws", websocket),
     ]
     return [*routes, Mount("/api", routes=routes)]

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import Any
+
 from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from genway.auth.deps import OrgContext
 from genway.jobs.events import take_pending
+from genway.jobs.schemas import JobCreate
 from genway.jobs.service import Submitter
+
+# An engine's check of a job input at submission, by kind (registered on `app.state` at start):
+# (session, org_id, input) -> the input to store. Raises the engine's 4xx errors.
+JobAdmission = Callable[[AsyncSession, int, dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
 def submitter(context: OrgContext) -> Submitter:
@@ -18,3 +26,14 @@ def announce(request: Request, session: AsyncSession) -> None:
     """After a commit: publish the session's job events and wake local idle workers."""
     request.app.state.broadcaster.publish(take_pending(session))
     request.app.state.wakeup.notify()
+
+
+async def admitted(
+    request: Request, session: AsyncSession, org_id: int, spec: JobCreate
+) -> JobCreate:
+    """`spec` after its engine's admission check (the same spec for kinds without one)."""
+    admissions: dict[str, JobAdmission] = getattr(request.app.state, "job_admission", {})
+    check = admissions.get(spec.kind)
+    if check is None:
+        return spec
+    return spec.model_copy(update={"input": await check(session, org_id, spec.input)})

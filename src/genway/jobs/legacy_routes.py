@@ -17,7 +17,7 @@ from genway.auth.principal import AuthMethod
 from genway.db import SessionDep
 from genway.errors import GenwayError, InvalidInput
 from genway.jobs import service
-from genway.jobs.deps import announce, submitter
+from genway.jobs.deps import admitted, announce, submitter
 from genway.jobs.routes import IdempotencyKey, job_response
 from genway.jobs.schemas import (
     CancelResponse,
@@ -72,7 +72,7 @@ async def submit_job(
     job, created = await service.create_job(
         session,
         submitter(context),
-        legacy_spec(body),
+        await admitted(request, session, context.org_id, legacy_spec(body)),
         idempotency_key=idempotency_key,
         max_input_bytes=settings.job_input_max_bytes,
     )

@@ -14,7 +14,7 @@ from genway.auth.deps import OrgContext, OrgReader, SettingsDep, require
 from genway.auth.permissions import Action
 from genway.db import SessionDep
 from genway.jobs import service
-from genway.jobs.deps import announce, submitter
+from genway.jobs.deps import admitted, announce, submitter
 from genway.jobs.models import Job
 from genway.jobs.schemas import CancelResponse, JobCreate, JobPage, JobResponse
 from genway.jobs.states import JobStatus
@@ -48,7 +48,7 @@ async def submit_job(
     job, created = await service.create_job(
         session,
         submitter(context),
-        body,
+        await admitted(request, session, context.org_id, body),
         idempotency_key=idempotency_key,
         max_input_bytes=settings.job_input_max_bytes,
     )

@@ -208,15 +208,14 @@ async def uploads_by_name(
     }
 
 
-async def uploads_by_id(
+async def artifacts_by_id(
     session: AsyncSession, org_id: int, ids: Iterable[int]
 ) -> dict[int, Artifact]:
+    """The organization's uploads and outputs among `ids`."""
     wanted = list(set(ids))
     if not wanted:
         return {}
-    query = org_artifacts(org_id).where(
-        Artifact.kind == ArtifactKind.UPLOAD, Artifact.id.in_(wanted)
-    )
+    query = org_artifacts(org_id).where(Artifact.id.in_(wanted))
     return {artifact.id: artifact for artifact in await session.scalars(query)}
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import io
 import uuid
 
@@ -31,7 +32,7 @@ from genway.engines.comfyui.protocol import (
     Progress,
     ProgressState,
 )
-from genway.engines.comfyui.workflows import Txt2ImgParams, render_txt2img, rewrite_image_inputs
+from genway.engines.comfyui.workflows import Txt2ImgParams, render_txt2img
 from tests.engines.comfyui.conftest import invert_workflow, make_client, new_client_id, run_workflow
 from tests.fakes.comfyui import FakeComfyUI
 
@@ -295,7 +296,8 @@ async def test_uploaded_image_feeds_a_load_image_workflow(client: ComfyUIClient)
         await client.submit(workflow, new_client_id())
     assert caught.value.node_errors["1"]["errors"][0]["type"] == "custom_validation_failed"
 
-    rewritten = rewrite_image_inputs(workflow, {"in.png": uploaded.reference})
+    rewritten = copy.deepcopy(workflow)
+    rewritten["1"]["inputs"]["image"] = uploaded.reference
     events = await run_workflow(client, rewritten)
 
     finished = events[-1]

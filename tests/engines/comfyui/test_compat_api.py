@@ -86,7 +86,9 @@ async def test_stock_client_flow_with_basic_auth(
     assert view.status_code == 200 and view.headers["content-type"] == "image/png"
     assert pixel(view.content) == (255, 255, 255)
     # The backend's own prompt id was never shown: Genway's id went upstream.
-    assert any(b.history.get(prompt_id) for b in backends)
+    assert any(body.get("prompt_id") == prompt_id for b in backends for body in b.received)
+    # ...and the backend forgot it once Genway had the outputs.
+    assert not any(b.history.get(prompt_id) for b in backends)
 
 
 INVALID_PROMPTS: list[tuple[dict[str, Any], str]] = [

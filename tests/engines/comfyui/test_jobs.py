@@ -122,9 +122,11 @@ async def test_cancel_interrupts_the_prompt_upstream(
     assert cancel.status_code == 200
     done = await wait_job(api, tenant, job["id"])
     assert done["status"] == "cancelled"
-    await wait_until(lambda: prompt_id in backend.history, "the backend to stop the prompt")
-    messages = [m[0] for m in backend.history[prompt_id]["status"]["messages"]]
-    assert "execution_interrupted" in messages
+    # The 30 s prompt stops upstream at once (its history entry is then erased by Genway).
+    await wait_until(
+        lambda: backend.running is None or backend.running.prompt_id != prompt_id,
+        "the backend to stop the prompt",
+    )
 
 
 async def test_a_dropped_websocket_falls_back_to_polling_history(
@@ -161,7 +163,8 @@ async def test_backend_dying_mid_job_is_retried_on_the_other_one(
     await first.die()
     done = await wait_job(api, tenant, job["id"])
     assert done["status"] == "succeeded" and done["attempts"] == 2, done
-    assert other.prompt_count == 1 and done["result"]["prompt_id"] in other.history
+    assert other.prompt_count == 1
+    assert other.received[-1]["prompt_id"] == done["result"]["prompt_id"]
     events = await job_events(api, tenant, job["id"])
     retry = [e for e in events if e["type"] == "status" and e["data"]["status"] == "queued"][-1]
     assert retry["data"]["error"]["code"] == "backend_unavailable"

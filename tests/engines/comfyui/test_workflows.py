@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import pytest
@@ -13,10 +12,8 @@ from genway.engines.comfyui.workflows import (
     MAX_SEED,
     InvalidWorkflow,
     Txt2ImgParams,
-    image_references,
     load_template,
     render_txt2img,
-    rewrite_image_inputs,
     validate_api_workflow,
 )
 
@@ -149,21 +146,3 @@ def test_too_many_nodes_are_rejected():
     with pytest.raises(InvalidWorkflow):
         validate_api_workflow(workflow, max_nodes=4)
     assert validate_api_workflow(workflow, max_nodes=5) is workflow
-
-
-def test_load_image_inputs_are_rewritten_to_uploads():
-    workflow = copy.deepcopy(GOOD)
-    workflow["4"] = {
-        "class_type": "LoadImageMask",
-        "inputs": {"image": "mask.png", "channel": "alpha"},
-    }
-    workflow["5"] = {"class_type": "LoadImage", "inputs": {"image": "cat.png"}}
-
-    assert image_references(workflow) == ["cat.png", "mask.png"]
-    rewritten = rewrite_image_inputs(workflow, {"cat.png": "genway/job-1/cat.png"})
-
-    assert rewritten["1"]["inputs"]["image"] == "genway/job-1/cat.png"
-    assert rewritten["5"]["inputs"]["image"] == "genway/job-1/cat.png"
-    assert rewritten["4"]["inputs"]["image"] == "mask.png"
-    assert workflow["1"]["inputs"]["image"] == "cat.png"
-    assert rewritten["2"] == GOOD["2"]

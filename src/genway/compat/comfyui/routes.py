@@ -19,8 +19,14 @@ from genway.compat.comfyui.shapes import history_entry, queue_item
 from genway.db import SessionDep
 from genway.engines.comfyui import prompts
 from genway.engines.comfyui.job_inputs import prompt_id_of
+from genway.engines.comfyui.node_policy import (
+    Catalogue,
+    InputKind,
+    InputSpec,
+    looks_like_path,
+    path_named,
+)
 from genway.engines.comfyui.outputs import TEMP_FOLDER
-from genway.engines.comfyui.workflows import IMAGE_LOADERS
 from genway.errors import GenwayError, NotFound
 from genway.jobs.deps import announce, submitter
 from genway.jobs.states import JobStatus
@@ -68,7 +74,8 @@ async def post_prompt(
         session,
         submitter(context),
         body,
-        await engine.object_info(),
+        await engine.catalogue(),
+        engine.policy,
         max_input_bytes=settings.job_input_max_bytes,
     )
     announce(request, session)
@@ -203,24 +210,55 @@ async def upload_image(
     return {"name": artifact.basename, "subfolder": artifact.folder, "type": "input"}
 
 
-async def _catalogue(engine: EngineDep) -> dict[str, Any]:
-    info = await engine.object_info()
-    if info is None:
+async def _catalogue(engine: EngineDep) -> Catalogue:
+    catalogue = await engine.catalogue()
+    if catalogue is None:
         raise NoBackend()
-    return info
+    return catalogue
 
 
-def _with_own_uploads(info: dict[str, Any], names: list[str]) -> dict[str, Any]:
-    # LoadImage's choices on a backend list every staged file; show the caller's uploads instead.
-    result = dict(info)
-    for class_type, field in IMAGE_LOADERS.items():
-        node: dict[str, Any] = result.get(class_type) or {}
-        choices = node.get("input", {}).get("required", {}).get(field)
-        if isinstance(choices, list) and choices and isinstance(choices[0], list):
-            node = copy.deepcopy(node)
-            node["input"]["required"][field][0] = names
-            result[class_type] = node
+def _tenant_view(catalogue: Catalogue, names: list[str], classes: list[str]) -> dict[str, Any]:
+    """The node catalogue as this organization may see it: file pickers list its own uploads,
+    and choices drawn from a backend's shared folders (latents, training sets) are hidden, so
+    no one learns another tenant's file names."""
+    result: dict[str, Any] = {}
+    for class_type in classes:
+        info = catalogue.object_info[class_type]
+        node = catalogue.node(class_type)
+        if node is None:
+            continue
+        changes = {
+            name: _visible_choices(spec, names, catalogue.model_files)
+            for name, spec in node.inputs.items()
+            if spec.kind in (InputKind.UPLOAD, InputKind.MODEL)
+        }
+        if not changes:
+            result[class_type] = info
+            continue
+        info = copy.deepcopy(info)
+        for section in info.get("input", {}).values():
+            for name, choices in changes.items():
+                if isinstance(section, dict) and isinstance(section.get(name), list):
+                    _set_choices(section[name], choices)
+        result[class_type] = info
     return result
+
+
+def _visible_choices(spec: InputSpec, uploads: list[str], model_files: frozenset[str]) -> list[str]:
+    if spec.kind == InputKind.UPLOAD:
+        return uploads if spec.folder == "input" else []
+    return sorted(
+        choice
+        for choice in spec.options
+        if choice in model_files or not (looks_like_path(choice) or path_named(spec.name))
+    )
+
+
+def _set_choices(spec: list[Any], choices: list[str]) -> None:
+    if spec and isinstance(spec[0], list):
+        spec[0] = choices
+    elif len(spec) > 1 and isinstance(spec[1], dict) and "options" in spec[1]:
+        spec[1]["options"] = choices
 
 
 @router.get("/object_info")
@@ -228,19 +266,20 @@ async def object_info(
     context: ComfyReader, session: SessionDep, engine: EngineDep
 ) -> dict[str, Any]:
     """The node catalogue of a healthy backend (cached); 503 while none answers."""
+    catalogue = await _catalogue(engine)
     names = await artifacts.upload_names(session, context.org_id)
-    return _with_own_uploads(await _catalogue(engine), names)
+    return _tenant_view(catalogue, names, list(catalogue.object_info))
 
 
 @router.get("/object_info/{node_class}")
 async def object_info_node(
     node_class: str, context: ComfyReader, session: SessionDep, engine: EngineDep
 ) -> dict[str, Any]:
-    info = await _catalogue(engine)
-    if node_class not in info:
+    catalogue = await _catalogue(engine)
+    if node_class not in catalogue.object_info:
         return {}
     names = await artifacts.upload_names(session, context.org_id)
-    return _with_own_uploads({node_class: info[node_class]}, names)
+    return _tenant_view(catalogue, names, [node_class])
 
 
 @router.get("/system_stats")

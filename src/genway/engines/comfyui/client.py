@@ -197,6 +197,26 @@ class ComfyUIClient:
         body = {"delete": list(prompt_ids)}
         self._ok(await self._request("POST", "/queue", json=body))
 
+    async def delete_history(self, prompt_ids: Iterable[str]) -> None:
+        """Forget ended prompts (their workflows and outputs) in the server's history."""
+        body = {"delete": list(prompt_ids)}
+        self._ok(await self._request("POST", "/history", json=body))
+
+    async def models(self) -> dict[str, list[str]]:
+        """`/models` and `/models/{folder}`: the model files the server offers, by folder
+        (empty for a server without these routes)."""
+        response = await self._request("GET", "/models")
+        if response.status_code == 404:
+            return {}
+        folders = [str(folder) for folder in self._list(self._ok(response))]
+
+        async def listing(folder: str) -> list[str]:
+            answer = await self._request("GET", f"/models/{quote(folder, safe='')}")
+            return [str(name) for name in self._list(answer)] if answer.status_code == 200 else []
+
+        names = await asyncio.gather(*(listing(folder) for folder in folders))
+        return dict(zip(folders, names, strict=True))
+
     async def cancel(self, prompt_id: str) -> None:
         """Remove the prompt if pending, interrupt it if running; no effect once finished."""
         await self.delete_from_queue([prompt_id])
@@ -349,6 +369,15 @@ class ComfyUIClient:
         if response.status_code >= 400:
             raise UnexpectedResponse(self.base_url, response.status_code, response.text)
         return response
+
+    def _list(self, response: httpx.Response) -> list[Any]:
+        try:
+            data = response.json()
+        except ValueError as exc:
+            raise UnexpectedResponse(self.base_url, response.status_code, response.text) from exc
+        if not isinstance(data, list):
+            raise UnexpectedResponse(self.base_url, response.status_code, response.text)
+        return data
 
     def _json(self, response: httpx.Response) -> dict[str, Any]:
         try:

@@ -16,6 +16,7 @@ from typing import Any
 import structlog
 
 from genway.engines.comfyui import messages
+from genway.engines.comfyui.admission import Admitted, WorkflowRefused, admit
 from genway.engines.comfyui.client import (
     BackendUnavailable,
     ComfyUIClient,
@@ -28,9 +29,10 @@ from genway.engines.comfyui.client import (
     SubmittedPrompt,
     UnexpectedResponse,
 )
-from genway.engines.comfyui.inputs import resolve_inputs, stage_inputs
+from genway.engines.comfyui.inputs import BackendFiles, stage
 from genway.engines.comfyui.outputs import OutputCollector
 from genway.engines.comfyui.protocol import ExecutionSucceeded, NodeExecuted
+from genway.engines.comfyui.redaction import redact_message, redact_node_errors
 from genway.engines.comfyui.relay import ProgressRelay
 from genway.engines.comfyui.runtime import ComfyUIEngine
 from genway.engines.comfyui.workflows import Workflow
@@ -46,6 +48,7 @@ from genway.worker.context import (
 log = structlog.get_logger("genway.engines.comfyui")
 
 UPSTREAM_CANCEL_TIMEOUT_S = 5.0
+ERASE_TIMEOUT_S = 10.0
 
 
 class PromptExecution:
@@ -68,18 +71,23 @@ class PromptExecution:
         """The job's result. Raises JobDeferred, JobCancelled, JobFailed, RetryableJobError."""
         engine = self.engine
         await engine.wait_checked(engine.pool.check_timeout + 1)
-        found = await resolve_inputs(
-            self.ctx.worker.database, self.job.org_id, workflow, explicit_inputs
-        )
         backend = engine.pick()
         if backend is None:
             raise JobDeferred("no healthy ComfyUI backend", engine.retry_delay_s())
+        catalogue = await engine.catalogue(backend)
+        if catalogue is None:
+            raise JobDeferred("the ComfyUI backend did not describe its nodes", 1.0)
+        admitted = await self._admit(workflow, explicit_inputs, catalogue)
         log.info(
             "comfyui_submit", job_id=self.job.id, backend=backend.url, attempt=self.ctx.attempt
         )
         engine.pool.note_submitted(backend.url)
+        files = BackendFiles(self.prompt_id)
+        succeeded = False
         try:
-            return await self._attempt(backend.client, workflow, found)
+            result = await self._attempt(backend.client, workflow, admitted, files)
+            succeeded = True
+            return result
         except BackendUnavailable as exc:
             engine.pool.mark_unhealthy(backend.url, exc.reason)
             raise RetryableJobError(
@@ -88,26 +96,61 @@ class PromptExecution:
             ) from exc
         finally:
             engine.pool.note_finished(backend.url)
+            await asyncio.shield(self._erase(backend.client, files, look_up=not succeeded))
+
+    async def _admit(
+        self, workflow: Workflow, explicit_inputs: dict[str, int], catalogue: Any
+    ) -> Admitted:
+        """The file policy against the catalogue of the backend that will run the job."""
+        async with self.ctx.worker.database.sessions() as session:
+            try:
+                admitted = await admit(
+                    session,
+                    self.job.org_id,
+                    workflow,
+                    explicit_inputs,
+                    catalogue,
+                    self.engine.policy,
+                )
+            except WorkflowRefused as exc:
+                message = "The workflow was refused: " + _first_problem(exc.node_errors)
+                raise JobFailed("node_errors", message, details=exc.node_errors) from exc
+            await session.commit()
+        return admitted
+
+    async def _erase(self, client: ComfyUIClient, files: BackendFiles, look_up: bool) -> None:
+        """Erase the attempt's files from the backend; after a failure, also the outputs the
+        backend wrote that Genway never saw (read from its history)."""
+        with contextlib.suppress(ComfyUIError, TimeoutError):
+            async with asyncio.timeout(ERASE_TIMEOUT_S):
+                if look_up and (entry := await client.history(self.prompt_id)) is not None:
+                    files.add(entry.images)
+                await files.erase(client)
 
     async def _attempt(
-        self, client: ComfyUIClient, workflow: Workflow, found: dict[str, Any]
+        self, client: ComfyUIClient, workflow: Workflow, admitted: Admitted, files: BackendFiles
     ) -> dict[str, Any]:
-        outputs = OutputCollector(self.job, self.ctx.worker.database, self.engine.store, client)
+        outputs = OutputCollector(
+            self.job, self.ctx.worker.database, self.engine.store, client, files
+        )
         if self.ctx.attempt > 1:
             await outputs.forget_earlier_attempts()
         try:
-            staged = await stage_inputs(client, self.engine.store, workflow, found)
+            staged = await stage(client, self.engine.store, workflow, admitted, files)
             return await self._follow(client, staged, outputs)
         except NodeErrors as exc:
-            raise JobFailed("node_errors", exc.summary(), details=dict(exc.node_errors)) from exc
+            details = redact_node_errors(exc.node_errors)
+            raise JobFailed("node_errors", redact_message(exc.summary()), details=details) from exc
         except ExecutionFailed as exc:
+            message = redact_message(exc.exception_message)
             details = {
                 "node_id": exc.node_id,
                 "node_type": exc.node_type,
-                "message": exc.exception_message,
+                "message": message,
                 "exception_type": exc.exception_type,
             }
-            raise JobFailed("execution_error", str(exc), details=details) from exc
+            text = f"{exc.node_type} (node {exc.node_id}) failed: {message}"
+            raise JobFailed("execution_error", text, details=details) from exc
         except Interrupted as exc:
             if self.ctx.cancelled.is_set():
                 raise JobCancelled from exc
@@ -115,7 +158,7 @@ class PromptExecution:
                 "interrupted", "The prompt was interrupted on the ComfyUI server"
             ) from exc
         except UnexpectedResponse as exc:
-            raise JobFailed("comfyui_error", str(exc)[:1000]) from exc
+            raise JobFailed("comfyui_error", redact_message(str(exc))[:1000]) from exc
 
     async def _follow(
         self, client: ComfyUIClient, workflow: Workflow, outputs: OutputCollector
@@ -183,3 +226,10 @@ class PromptExecution:
     async def _wrap_up(outputs: OutputCollector, relay: ProgressRelay) -> None:
         await outputs.settle()
         await relay.flush()
+
+
+def _first_problem(node_errors: dict[str, Any]) -> str:
+    for node_id, entry in node_errors.items():
+        for error in entry.get("errors", []):
+            return f"node {node_id} ({entry.get('class_type', '?')}): {error.get('details', '')}"
+    return "refused"

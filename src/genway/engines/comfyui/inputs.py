@@ -1,86 +1,107 @@
-"""Getting a job's input images onto the backend that runs it.
+"""A job's own files on the backend that runs it: its inputs staged in a folder of its own, its
+outputs saved under that folder, and all of them erased when the job ends.
 
-Every LoadImage input must name one of the organization's uploads (by the explicit mapping in
-the job input, or by name); nothing else on a shared backend (another organization's staged
-file, an `[output]` annotation) can be read. Each upload is copied to the backend under its
-content hash, so identical files are not duplicated there and ComfyUI's cache stays valid.
+The folder is `genway/{prompt_id}` in the backend's input and output directories: nothing of
+another job is ever in it, and the policy (node_policy.py) refuses any value that could name
+anything outside it. A stock ComfyUI has no API to delete a file, so "erased" means overwritten
+with zero bytes through `/upload/image` (which writes to the input, output and temp folders).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+import copy
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
-from genway.db import Database
+import structlog
+
+from genway.engines.comfyui.admission import Admitted
 from genway.engines.comfyui.client import ComfyUIClient
-from genway.engines.comfyui.workflows import Workflow, image_references, rewrite_image_inputs
-from genway.storage import service as artifacts
+from genway.engines.comfyui.errors import ComfyUIError
+from genway.engines.comfyui.protocol import ImageRef
+from genway.engines.comfyui.workflows import Workflow
 from genway.storage.blobs import BlobStore
-from genway.storage.models import Artifact
 from genway.worker.context import JobFailed
 
-STAGING_FOLDER = "genway"
-INPUT_ANNOTATION = " [input]"
+log = structlog.get_logger("genway.engines.comfyui")
+
+STAGING_ROOT = "genway"
 
 
-def upload_name(reference: str) -> str:
-    """The upload a LoadImage value names: `photo.png`, `sub/photo.png`, `photo.png [input]`."""
-    return reference.removesuffix(INPUT_ANNOTATION)
+def job_folder(prompt_id: str) -> str:
+    """The job's folder on a backend (inputs and outputs alike)."""
+    return f"{STAGING_ROOT}/{prompt_id}"
 
 
-async def resolve_inputs(
-    database: Database, org_id: int, workflow: Workflow, explicit: Mapping[str, int]
-) -> dict[str, Artifact]:
-    """The upload behind each image the workflow loads, marked as used now.
+@dataclass
+class BackendFiles:
+    """The files one attempt of a job left on one backend, to erase when it ends."""
 
-    Raises JobFailed("missing_inputs") naming every image that is not an upload of the
-    organization."""
-    references = image_references(workflow)
-    if not references:
-        return {}
-    async with database.sessions() as session:
-        by_id = await artifacts.uploads_by_id(session, org_id, explicit.values())
-        by_name = await artifacts.uploads_by_name(
-            session, org_id, [upload_name(r) for r in references if r not in explicit]
+    prompt_id: str
+    refs: set[ImageRef] = field(default_factory=set)
+
+    @property
+    def folder(self) -> str:
+        return job_folder(self.prompt_id)
+
+    def owns(self, image: ImageRef) -> bool:
+        """Whether an output the backend reports is this job's (its folder, or a temp preview)."""
+        if image.type == "temp":
+            return True
+        subfolder = image.subfolder.replace("\\", "/")
+        return image.type == "output" and (
+            subfolder == self.folder or subfolder.startswith(self.folder + "/")
         )
-        found: dict[str, Artifact] = {}
-        for reference in references:
-            if reference in explicit:
-                artifact = by_id.get(explicit[reference])
-            else:
-                artifact = by_name.get(upload_name(reference))
-            if artifact is not None:
-                found[reference] = artifact
-        await artifacts.touch(session, org_id, [a.id for a in found.values()])
-        await session.commit()
-    missing = [reference for reference in references if reference not in found]
-    if missing:
-        raise JobFailed(
-            "missing_inputs",
-            "LoadImage inputs must name images uploaded to this organization; not found: "
-            + ", ".join(missing),
-            details={"missing": missing},
+
+    def add(self, images: Iterable[ImageRef]) -> None:
+        self.refs.update(image for image in images if self.owns(image))
+
+    async def erase(self, client: ComfyUIClient) -> None:
+        """Overwrite every file of the job with nothing and drop the backend's history entry.
+        Failures are logged: the job's outcome does not depend on them."""
+        refs, self.refs = list(self.refs), set()
+        calls = [client.upload_image(b"", r.filename, r.subfolder, True, type=r.type) for r in refs]
+        results = await asyncio.gather(
+            *calls, client.delete_history([self.prompt_id]), return_exceptions=True
         )
-    return found
+        failures = [r for r in results if isinstance(r, BaseException)]
+        for failure in failures:
+            if not isinstance(failure, ComfyUIError):
+                raise failure
+        if failures:
+            log.warning("comfyui_erase_failed", prompt_id=self.prompt_id, error=str(failures[0]))
 
 
-async def stage_inputs(
-    client: ComfyUIClient, store: BlobStore, workflow: Workflow, found: Mapping[str, Artifact]
+async def stage(
+    client: ComfyUIClient,
+    store: BlobStore,
+    workflow: Workflow,
+    admitted: Admitted,
+    files: BackendFiles,
 ) -> Workflow:
-    """A copy of the workflow whose LoadImage inputs read the copies made on this backend.
-
-    Raises BackendUnavailable (the caller retries elsewhere) or JobFailed."""
+    """A copy of the workflow reading the job's own copies of its files and saving into its own
+    folder. Raises BackendUnavailable (the caller retries elsewhere) or JobFailed."""
+    rewritten = copy.deepcopy(workflow)
     staged: dict[str, str] = {}
-    for reference, artifact in found.items():
+    for value, artifact in admitted.files.items():
         try:
             data = await store.read(artifact.sha256)
         except FileNotFoundError as exc:
             raise JobFailed(
-                "missing_inputs", f"The file of upload '{artifact.name}' is no longer stored"
+                "missing_inputs", f"The file of '{artifact.name}' is no longer stored"
             ) from exc
         suffix = PurePosixPath(artifact.name).suffix or ".png"
-        uploaded = await client.upload_image(
-            data, f"{artifact.sha256[:40]}{suffix}", STAGING_FOLDER, overwrite=True
-        )
-        staged[reference] = uploaded.reference
-    return rewrite_image_inputs(workflow, staged)
+        name = f"{artifact.sha256[:40]}{suffix}"
+        uploaded = await client.upload_image(data, name, files.folder, overwrite=True)
+        files.refs.add(ImageRef(uploaded.name, uploaded.subfolder, "input"))
+        staged[value] = uploaded.reference
+    for ref in admitted.verdict.uploads:
+        reference = staged[ref.value]
+        # Loaders of the output folder read the staged copy through ComfyUI's annotation.
+        inputs = rewritten[ref.node_id]["inputs"]
+        inputs[ref.input_name] = reference if ref.folder == "input" else f"{reference} [input]"
+    for prefix in admitted.verdict.prefixes:
+        rewritten[prefix.node_id]["inputs"][prefix.input_name] = f"{files.folder}/{prefix.value}"
+    return rewritten

@@ -14,6 +14,7 @@ from urllib.parse import quote
 
 from genway.db import Database
 from genway.engines.comfyui.client import ComfyUIClient
+from genway.engines.comfyui.inputs import BackendFiles
 from genway.engines.comfyui.protocol import HistoryEntry, ImageRef, NodeOutput
 from genway.jobs.models import Job
 from genway.storage import service as artifacts
@@ -24,13 +25,17 @@ from genway.storage.names import join_name, sanitize_filename, sanitize_folder
 TEMP_FOLDER = "temp"
 
 
-def genway_ref(image: ImageRef, job_id: int) -> ImageRef:
+def genway_ref(image: ImageRef, job_id: int, job_folder: str = "") -> ImageRef:
     """How Genway names a backend's output file: `name_00001_.png` becomes `name_00001_-j42.png`
-    in the same subfolder, so `/view` without a subfolder still finds exactly one file."""
+    in the subfolder the client asked for (the job's own folder on the backend taken off), so
+    `/view` without a subfolder still finds exactly one file."""
     stem, dot, suffix = image.filename.rpartition(".")
     filename = f"{stem}-j{job_id}.{suffix}" if dot and stem else f"{image.filename}-j{job_id}"
     kind = TEMP_FOLDER if image.type == TEMP_FOLDER else "output"
-    return ImageRef(sanitize_filename(filename), sanitize_folder(image.subfolder), kind)
+    subfolder = image.subfolder.replace("\\", "/")
+    if job_folder and (subfolder == job_folder or subfolder.startswith(job_folder + "/")):
+        subfolder = subfolder[len(job_folder) :]
+    return ImageRef(sanitize_filename(filename), sanitize_folder(subfolder), kind)
 
 
 def artifact_name(ref: ImageRef) -> str:
@@ -46,8 +51,16 @@ def _as_json(ref: ImageRef) -> dict[str, str]:
 class OutputCollector:
     """One attempt's outputs: stored artifacts and the ComfyUI-shaped per-node output."""
 
-    def __init__(self, job: Job, database: Database, store: BlobStore, client: ComfyUIClient):
+    def __init__(
+        self,
+        job: Job,
+        database: Database,
+        store: BlobStore,
+        client: ComfyUIClient,
+        files: BackendFiles,
+    ) -> None:
         self.job, self.database, self.store, self.client = job, database, store, client
+        self.files = files
         self.copied: dict[ImageRef, ImageRef] = {}
         self.outputs: dict[str, dict[str, Any]] = {}
         self.artifacts: list[dict[str, Any]] = []
@@ -79,9 +92,13 @@ class OutputCollector:
         stored(await self._node_output(node_id, output))
 
     async def _node_output(self, node_id: str, output: NodeOutput) -> dict[str, Any]:
-        """Copy the node's images; its UI output with Genway's file names."""
-        refs = [await self._copy(node_id, image) for image in output.images]
-        ui = {**output.raw, "images": [_as_json(ref) for ref in refs]} if refs else dict(output.raw)
+        """Copy the node's images; its UI output with Genway's file names. Only the job's own
+        files are copied: an output outside its folder on the backend is not this job's."""
+        own = [image for image in output.images if self.files.owns(image)]
+        self.files.add(own)
+        refs = [await self._copy(node_id, image) for image in own]
+        images = [_as_json(ref) for ref in refs]
+        ui = {**output.raw, "images": images} if output.images else dict(output.raw)
         known = self.outputs.setdefault(node_id, {})
         for key, value in ui.items():
             # A node that runs several times (lists) adds to its output, as in ComfyUI's history.
@@ -95,14 +112,15 @@ class OutputCollector:
         """Copy whatever the live messages did not announce (e.g. after falling back to polling)."""
         await self.settle()
         for node_id, output in history.outputs.items():
-            if node_id not in self.outputs or any(i not in self.copied for i in output.images):
+            pending = [i for i in output.images if i not in self.copied and self.files.owns(i)]
+            if node_id not in self.outputs or pending:
                 await self._node_output(node_id, output)
 
     async def _copy(self, node_id: str, image: ImageRef) -> ImageRef:
         if image in self.copied:
             return self.copied[image]
         data = await self.client.view(image.filename, image.subfolder, image.type)
-        ref = genway_ref(image, self.job.id)
+        ref = genway_ref(image, self.job.id, self.files.folder)
         name = artifact_name(ref)
         content_type = mimetypes.guess_type(image.filename)[0] or "application/octet-stream"
         # Shielded: this runs in the task that is cancelled with the job (see relay.py).

@@ -6,41 +6,28 @@ All reads go through `org_jobs(org_id)`: another organization's prompt ids are u
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from genway.engines.comfyui.admission import WorkflowRefused, admit
 from genway.engines.comfyui.job_inputs import COMFY_KINDS, WORKFLOW_KIND
+from genway.engines.comfyui.node_policy import Catalogue, NodePolicy
 from genway.engines.comfyui.prompt_ids import parse_prompt_id
-from genway.engines.comfyui.workflows import (
-    IMAGE_LOADERS,
-    InvalidWorkflow,
-    Workflow,
-    validate_api_workflow,
-)
-from genway.errors import GenwayError
+from genway.engines.comfyui.workflows import InvalidWorkflow, Workflow, validate_api_workflow
 from genway.jobs.models import Job
 from genway.jobs.schemas import JobCreate
 from genway.jobs.service import Submitter, cancel_job, create_job, org_jobs
 from genway.jobs.states import JobStatus
-from genway.storage import service as artifacts
 
 ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING)
 TERMINAL = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
 
 
-class PromptRejected(GenwayError):
-    """ComfyUI's 400 answer to `POST /prompt`: `{"error": {...}, "node_errors": {...}}`."""
-
-    status_code = 400
-
-    def __init__(
-        self, kind: str, message: str, details: str = "", node_errors: dict[str, Any] | None = None
-    ) -> None:
-        error = {"type": kind, "message": message, "details": details, "extra_info": {}}
-        super().__init__(message, extra={"error": error, "node_errors": node_errors or {}})
+# ComfyUI's 400 answer to `POST /prompt`: `{"error": {...}, "node_errors": {...}}`.
+PromptRejected = WorkflowRefused
 
 
 def _comfy_jobs(org_id: int) -> Any:
@@ -112,7 +99,7 @@ def check_structure(prompt: object) -> Workflow:
         raise PromptRejected("invalid_prompt", "Invalid prompt", "; ".join(exc.problems)) from exc
 
 
-def check_catalogue(workflow: Workflow, object_info: dict[str, Any]) -> None:
+def check_catalogue(workflow: Workflow, object_info: Mapping[str, Any]) -> None:
     """ComfyUI's own first checks, against a backend's node catalogue. Raises PromptRejected."""
     for node_id, node in workflow.items():
         if node["class_type"] not in object_info:
@@ -122,61 +109,23 @@ def check_catalogue(workflow: Workflow, object_info: dict[str, Any]) -> None:
         raise PromptRejected("prompt_no_outputs", "Prompt has no outputs")
 
 
-async def resolve_uploads(session: AsyncSession, org_id: int, workflow: Workflow) -> dict[str, int]:
-    """Each LoadImage value mapped to the organization's upload of that name.
-
-    Raises PromptRejected with ComfyUI's per-node `Invalid image file` errors."""
-    loaders = {
-        node_id: node["inputs"].get(field)
-        for node_id, node in workflow.items()
-        if (field := IMAGE_LOADERS.get(node["class_type"])) is not None
-    }
-    names = {
-        value: value.removesuffix(" [input]")
-        for value in loaders.values()
-        if isinstance(value, str)
-    }
-    found = await artifacts.uploads_by_name(session, org_id, names.values())
-    node_errors: dict[str, Any] = {}
-    for node_id, value in loaders.items():
-        if not isinstance(value, str) or names[value] not in found:
-            error = {
-                "type": "custom_validation_failed",
-                "message": "Custom validation failed for node",
-                "details": f"image - Invalid image file: {value}",
-                "extra_info": {"input_name": "image"},
-            }
-            class_type = workflow[node_id]["class_type"]
-            node_errors[node_id] = {
-                "errors": [error],
-                "dependent_outputs": [],
-                "class_type": class_type,
-            }
-    if node_errors:
-        raise PromptRejected(
-            "prompt_outputs_failed_validation",
-            "Prompt outputs failed validation",
-            node_errors=node_errors,
-        )
-    await artifacts.touch(session, org_id, [a.id for a in found.values()])
-    return {value: found[name].id for value, name in names.items()}
-
-
 async def submit_prompt(
     session: AsyncSession,
     submitter: Submitter,
     body: dict[str, Any],
-    object_info: dict[str, Any] | None,
+    catalogue: Catalogue | None,
+    policy: NodePolicy,
     *,
     max_input_bytes: int,
 ) -> Job:
-    """Queue a `POST /prompt` body as a comfy.workflow job. `object_info` (when a backend
-    answered) lets unknown nodes be refused at once, as ComfyUI does. Raises PromptRejected,
-    PayloadTooLarge, QuotaExceeded."""
+    """Queue a `POST /prompt` body as a comfy.workflow job. The catalogue (when a backend
+    answered) lets unknown nodes be refused at once, as ComfyUI does; the file policy applies
+    with or without it. Raises PromptRejected, PayloadTooLarge, QuotaExceeded."""
     workflow = check_structure(body.get("prompt"))
-    if object_info:
-        check_catalogue(workflow, object_info)
-    inputs = await resolve_uploads(session, submitter.org_id, workflow)
+    if catalogue is not None:
+        check_catalogue(workflow, catalogue.object_info)
+    admitted = await admit(session, submitter.org_id, workflow, {}, catalogue, policy)
+    inputs = admitted.inputs
     client_id = body.get("client_id")
     extra_data = body.get("extra_data")
     job_input = {

@@ -17,16 +17,21 @@ from contextvars import ContextVar
 from typing import Any
 
 import structlog
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from genway.config import Settings
 from genway.db import Database
+from genway.engines.comfyui.admission import admit
 from genway.engines.comfyui.client import ComfyUIClient
 from genway.engines.comfyui.errors import ComfyUIError
 from genway.engines.comfyui.feed import PromptFeeds
+from genway.engines.comfyui.job_inputs import WORKFLOW_KIND
+from genway.engines.comfyui.node_policy import Catalogue, NodePolicy, model_files_of
 from genway.engines.comfyui.pool import Backend, BackendHealthLoop, BackendPool, BackendSnapshot
 from genway.engines.comfyui.workflows import Workflow, load_txt2img_template
 from genway.storage.blobs import BlobStore
 from genway.storage.cleanup import UploadCleaner
+from genway.worker.registry import validate_job_input
 
 log = structlog.get_logger("genway.engines.comfyui")
 
@@ -39,11 +44,11 @@ class _Cached:
 
     def __init__(self, ttl_s: float) -> None:
         self.ttl_s = ttl_s
-        self.value: dict[str, Any] | None = None
+        self.value: Any = None
         self.fetched_at = 0.0
         self._lock = asyncio.Lock()
 
-    async def get(self, fetch: Callable[[], Awaitable[dict[str, Any] | None]]) -> Any:
+    async def get(self, fetch: Callable[[], Awaitable[Any]]) -> Any:
         if self.value is not None and time.monotonic() - self.fetched_at < self.ttl_s:
             return self.value
         async with self._lock:
@@ -74,16 +79,22 @@ def build_pool(settings: Settings) -> BackendPool:
 
 class ComfyUIEngine:
     def __init__(
-        self, settings: Settings, database: Database, pool: BackendPool, template: Workflow
+        self,
+        settings: Settings,
+        database: Database,
+        pool: BackendPool,
+        template: Workflow,
+        policy: NodePolicy | None = None,
     ) -> None:
         self.settings = settings
         self.pool = pool
         self.template = template
+        self.policy = policy or NodePolicy()
         self.store = BlobStore(settings.data_dir / "blobs")
         self.prompts = PromptFeeds(database)
         self.health_loop = BackendHealthLoop(pool, settings.comfyui_health_interval_s)
         self._checked = asyncio.Event()
-        self._object_info = _Cached(settings.comfyui_object_info_ttl_s)
+        self._catalogues: dict[str, _Cached] = {}
         self._stats = _Cached(STATS_TTL_S)
 
     async def keep_checking(self) -> None:
@@ -119,12 +130,39 @@ class ComfyUIEngine:
             log.warning("comfyui_fetch_failed", url=backend.url, error=str(exc))
             return None
 
+    async def catalogue(self, backend: Backend | None = None) -> Catalogue | None:
+        """The node classes and model files of `backend` (default: a healthy one), cached per
+        backend; None when it does not answer."""
+        backend = backend or self.pool.pick()
+        if backend is None:
+            return None
+        cache = self._catalogues.setdefault(
+            backend.url, _Cached(self.settings.comfyui_object_info_ttl_s)
+        )
+        catalogue: Catalogue | None = await cache.get(lambda: _fetch_catalogue(backend))
+        return catalogue
+
     async def object_info(self) -> dict[str, Any] | None:
         """`/object_info` of a healthy backend (cached), or None when none answers."""
-        info: dict[str, Any] | None = await self._object_info.get(
-            lambda: self._from_backend(lambda client: client.object_info())
+        catalogue = await self.catalogue()
+        return dict(catalogue.object_info) if catalogue is not None else None
+
+    async def admit_job_input(
+        self, session: AsyncSession, org_id: int, data: dict[str, Any]
+    ) -> dict[str, Any]:
+        """A `comfy.workflow` job's input, checked against the file policy and with its upload
+        inputs pinned to the organization's artifacts. Raises InvalidInput, WorkflowRefused."""
+        _spec, normalized = validate_job_input(WORKFLOW_KIND, data)
+        explicit: dict[str, int] = normalized.get("inputs") or {}
+        admitted = await admit(
+            session,
+            org_id,
+            normalized["workflow"],
+            explicit,
+            await self.catalogue(),
+            self.policy,
         )
-        return info
+        return {**normalized, "inputs": {**explicit, **admitted.inputs}}
 
     async def system_stats(self) -> dict[str, Any] | None:
         stats: dict[str, Any] | None = await self._stats.get(
@@ -146,6 +184,15 @@ class ComfyUIEngine:
         }
 
 
+async def _fetch_catalogue(backend: Backend) -> Catalogue | None:
+    try:
+        info, models = await asyncio.gather(backend.client.object_info(), backend.client.models())
+    except ComfyUIError as exc:
+        log.warning("comfyui_fetch_failed", url=backend.url, error=str(exc))
+        return None
+    return Catalogue(info, model_files_of(models))
+
+
 def active_engine() -> ComfyUIEngine:
     """The engine of the runtime this task runs in. Raises RuntimeError outside one."""
     engine = _ENGINE.get()
@@ -160,7 +207,8 @@ async def comfyui_runtime(settings: Settings, database: Database) -> AsyncIterat
 
     Raises ValueError at once for an unusable txt2img template (a configuration error)."""
     template = load_txt2img_template(settings.comfyui_txt2img_template)
-    engine = ComfyUIEngine(settings, database, build_pool(settings), template)
+    policy = NodePolicy.load(settings.comfyui_node_policy)
+    engine = ComfyUIEngine(settings, database, build_pool(settings), template, policy)
     cleaner = UploadCleaner(database.sessions, engine.store, settings.upload_ttl_s)
     tasks = [
         asyncio.create_task(engine.keep_checking(), name="comfyui-health"),

@@ -1,5 +1,5 @@
 """API-format ComfyUI workflows: the txt2img template rendered from checked parameters, the
-structural check of workflows clients send, and LoadImage inputs pointed at uploaded files.
+structural check of workflows clients send.
 
 An API-format workflow is `{node_id: {"class_type": str, "inputs": {name: value | [node_id,
 output_index]}}}`; ComfyUI itself checks classes and input values when it is submitted.
@@ -27,7 +27,6 @@ MAX_SEED = 2**64 - 1
 # Random seeds stay below 2**53 so that JavaScript clients show them exactly.
 RANDOM_SEED_LIMIT = 2**53
 MAX_NODES = 1000
-IMAGE_LOADERS = {"LoadImage": "image", "LoadImageMask": "image"}
 
 
 def random_seed() -> int:
@@ -217,25 +216,3 @@ def _cycle_problems(workflow: Workflow) -> Iterator[str]:
             elif nxt not in done:
                 path.append((nxt, _links(workflow[nxt])))
                 on_path.add(nxt)
-
-
-def image_references(workflow: Workflow) -> list[str]:
-    """The file names the workflow's image loaders read, each once, in order."""
-    names: list[str] = []
-    for node in workflow.values():
-        name = node.get("inputs", {}).get(IMAGE_LOADERS.get(node.get("class_type", ""), ""))
-        if isinstance(name, str) and name not in names:
-            names.append(name)
-    return names
-
-
-def rewrite_image_inputs(workflow: Workflow, uploads: Mapping[str, str]) -> Workflow:
-    """A copy whose image loaders read `uploads[name]` (e.g. `UploadedImage.reference`)
-    instead of `name`; names not in `uploads` are left as they are."""
-    rewritten = copy.deepcopy(workflow)
-    for node in rewritten.values():
-        field = IMAGE_LOADERS.get(node.get("class_type", ""))
-        inputs = node.get("inputs", {})
-        if field is not None and isinstance(inputs.get(field), str) and inputs[field] in uploads:
-            inputs[field] = uploads[inputs[field]]
-    return rewritten
