@@ -48,7 +48,8 @@ _PATH_NAME = re.compile(
     re.IGNORECASE,
 )
 _PREFIX_NAME = re.compile(r"(^|_)prefix$", re.IGNORECASE)
-_FILE_SUFFIX = re.compile(r"\.[A-Za-z0-9]{1,8}$")
+# A file's extension has a letter: `model.safetensors`, not `edm_playground_v2.5`.
+_FILE_SUFFIX = re.compile(r"\.(?=[A-Za-z0-9]*[A-Za-z])[A-Za-z0-9]{1,12}$")
 _PREFIX_PART = re.compile(r"^[A-Za-z0-9_\-. ()]+$")
 
 
@@ -87,16 +88,21 @@ class NodeClass:
         return any(spec.kind in FILE_KINDS for spec in self.inputs.values())
 
 
+def names_file(option: str) -> bool:
+    """Whether a combo's option is a file name (an extension, an absolute path, `..`, or one of
+    ComfyUI's folder annotations), which makes its list a list of files."""
+    return (
+        option.startswith(("/", "\\", "~"))
+        or ".." in option
+        or option.endswith(("[input]", "[output]", "[temp]"))
+        or bool(_FILE_SUFFIX.search(option))
+    )
+
+
 def looks_like_path(value: str) -> bool:
     """Whether a value could name a file or folder rather than pick an option."""
     return (
-        "/" in value
-        or "\\" in value
-        or ".." in value
-        or value.startswith("~")
-        or value.endswith(("[input]", "[output]", "[temp]"))
-        or (len(value) > 1 and value[1] == ":")
-        or bool(_FILE_SUFFIX.search(value))
+        names_file(value) or "/" in value or "\\" in value or (len(value) > 1 and value[1] == ":")
     )
 
 

@@ -12,7 +12,7 @@ from typing import Any
 WITHHELD = "The node failed on the ComfyUI server (details withheld: they named files there)"
 
 _ABSOLUTE = re.compile(r"(?<![\w.])(?:[A-Za-z]:)?[\\/][^\s'\"\\/]+(?:[\\/][^\s'\"\\/]*)*")
-_RELATIVE_FILE = re.compile(r"[\w.()-]+(?:[\\/][\w .()-]+)+\.\w{1,8}\b")
+_RELATIVE_FILE = re.compile(r"[\w.()-]+(?:[\\/][\w .()-]+)+\.\w{1,12}\b")
 _TRAVERSAL = re.compile(r"\.\.[\\/]")
 _ANNOTATED = re.compile(r"\[(?:input|output|temp)\]")
 

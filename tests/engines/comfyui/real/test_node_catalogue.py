@@ -23,7 +23,7 @@ pytestmark = pytest.mark.slow
 
 # Judged here independently of Genway's classifier: what could make a node touch a file.
 FILEISH_NAME = re.compile(r"file|path|folder|dir|prefix|image$|latent$|_name\d?$|^name$", re.I)
-FILEISH_VALUE = re.compile(r"[\\/]|\.\w{1,8}$")
+FILEISH_VALUE = re.compile(r"^[\\/]|\.\.|\.[a-z]\w{0,11}$", re.I)
 ATTACKS: list[Any] = [
     "../../etc/passwd",
     "/etc/passwd",
@@ -140,3 +140,20 @@ def test_custom_nodes_are_judged_by_their_inputs(catalogue: Catalogue):
     assert check_workflow(read, catalogue, allowed).node_errors == {}
     shout = {"1": {"class_type": "GenwayProbeUpper", "inputs": {"text": "hi"}}}
     assert check_workflow(shout, catalogue, NodePolicy()).node_errors == {}
+
+
+def test_every_listed_option_of_a_stock_choice_is_accepted(catalogue: Catalogue):
+    """No false refusals: each option a stock node lists (samplers, `edm_playground_v2.5`,
+    `hed/pidi/scribble/ted`, ...) passes, as does each model file in a model list."""
+    refused = []
+    for node in catalogue.classes():
+        for name, spec in node.inputs.items():
+            if spec.kind not in (InputKind.CHOICE, InputKind.MODEL):
+                continue
+            for option in spec.options:
+                if spec.kind == InputKind.MODEL and option not in catalogue.model_files:
+                    continue
+                workflow = {"1": {"class_type": node.name, "inputs": {name: option}}}
+                if check_workflow(workflow, catalogue, NodePolicy()).node_errors:
+                    refused.append(f"{node.name}.{name} = {option!r}")
+    assert refused == []
