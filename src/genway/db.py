@@ -1,8 +1,16 @@
-"""Database engine, sessions, the declarative base and `SessionDep`."""
+"""Database engine, sessions, the declarative base and `SessionDep`.
+
+Unit of work: a request's session is committed (or rolled back) once, at the boundary
+(`SessionDep`), and a worker's by `Database.transaction()`; services never commit. What a
+transaction produces for the outside world (job events, wake-ups of idle workers) is collected
+on the session (`on_commit`) and handed to the publisher by an after-commit hook: never before
+the commit, and dropped with a rollback.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -28,6 +36,22 @@ NAMING_CONVENTION = {
 }
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+PENDING_EVENTS = "genway_pending_events"
+PENDING_WAKEUP = "genway_pending_wakeup"
+
+# (events, wake workers) after a commit; set by the runtime that owns the Database.
+Publisher = Callable[[list[dict[str, Any]], bool], None]
+
+
+def on_commit(
+    session: AsyncSession | Session, events: list[dict[str, Any]], wake: bool = False
+) -> None:
+    """Publish `events` (and wake idle workers) once the session's transaction commits."""
+    info = session.info
+    if events:
+        info.setdefault(PENDING_EVENTS, []).extend(events)
+    if wake:
+        info[PENDING_WAKEUP] = True
 
 
 class Base(DeclarativeBase):
@@ -105,12 +129,15 @@ class Database:
         self.url = url
         self.engine = create_engine(url)
         self.auth_generation = 0
+        self.publisher: Publisher | None = None
 
         class TrackedSession(Session):
             pass
 
         event.listen(TrackedSession, "after_flush", self._note_auth_change)
         event.listen(TrackedSession, "after_commit", self._bump_if_auth_changed)
+        event.listen(TrackedSession, "after_commit", self._publish_pending)
+        event.listen(TrackedSession, "after_rollback", self._drop_pending)
         event.listen(TrackedSession, "do_orm_execute", self._note_statement)
         self.sessions = async_sessionmaker(
             self.engine, expire_on_commit=False, sync_session_class=TrackedSession
@@ -133,6 +160,28 @@ class Database:
         if session.info.pop("auth_changed", False):
             self.auth_generation += 1
 
+    def _publish_pending(self, session: Session) -> None:
+        events: list[dict[str, Any]] = session.info.pop(PENDING_EVENTS, [])
+        wake = bool(session.info.pop(PENDING_WAKEUP, False))
+        if (events or wake) and self.publisher is not None:
+            self.publisher(events, wake)
+
+    @staticmethod
+    def _drop_pending(session: Session) -> None:
+        session.info.pop(PENDING_EVENTS, None)
+        session.info.pop(PENDING_WAKEUP, None)
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """A session committed when the block ends (rolled back if it raises)."""
+        async with self.sessions() as session:
+            try:
+                yield session
+            except BaseException:
+                await session.rollback()
+                raise
+            await session.commit()
+
     @property
     def is_sqlite(self) -> bool:
         return self.engine.dialect.name == "sqlite"
@@ -142,9 +191,11 @@ class Database:
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """The request's unit of work: committed when the route returns, before the response is
+    sent (so a 201 means it is durable), rolled back when it raises."""
     database: Database = request.app.state.db
-    async with database.sessions() as session:
+    async with database.transaction() as session:
         yield session
 
 
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]

@@ -20,7 +20,7 @@ from genway.auth.deps import CallerOrgReader, OrgContext, SettingsDep, require
 from genway.auth.permissions import Action
 from genway.db import SessionDep
 from genway.jobs import service as jobs_service
-from genway.jobs.deps import announce, submitter
+from genway.jobs.deps import submitter
 from genway.jobs.models import Job
 from genway.jobs.states import JobStatus
 
@@ -78,7 +78,6 @@ async def run_agent(
         timeout_s=settings.agent_timeout_s,
         max_input_bytes=settings.job_input_max_bytes,
     )
-    announce(request, session)
     estimate = await service.estimated_seconds(session, context.org_id, body.agent_type)
     return RunAgentResponse(job_id=job.id, status=legacy_status(job), estimated_time=estimate)
 

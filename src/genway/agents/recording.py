@@ -24,13 +24,11 @@ from sqlalchemy import update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from genway.db import Database, utcnow
+from genway.db import Database, on_commit, utcnow
 from genway.jobs.events import (
-    PENDING_EVENTS,
     EventType,
     append_event,
     event_payload,
-    take_pending,
 )
 from genway.jobs.models import JobEvent, jobs_table
 from genway.jobs.states import JobStatus
@@ -108,7 +106,6 @@ async def _append_events(session: AsyncSession, events: list[_Event]) -> None:
     for event in events:
         by_job.setdefault(event.job_id, []).append(event)
     jobs = jobs_table
-    pending = session.info.setdefault(PENDING_EVENTS, [])
     for job_id, own in sorted(by_job.items()):  # one lock order for every writer: by job id
         last = await session.scalar(
             update(jobs)
@@ -122,7 +119,7 @@ async def _append_events(session: AsyncSession, events: list[_Event]) -> None:
         for seq, event in enumerate(own, start=last - len(own) + 1):
             row = JobEvent(job_id=job_id, seq=seq, type=event.type, data=event.data, created_at=now)
             session.add(row)
-            pending.append(event_payload(row, event.org_id))
+            on_commit(session, [event_payload(row, event.org_id)])
 
 
 class EventRecorder:
@@ -213,7 +210,6 @@ class EventRecorder:
                     await item(session)
             await _append_events(session, events)
             await session.commit()
-            self.broadcaster.publish(take_pending(session))
 
     async def _run(self) -> None:
         while True:

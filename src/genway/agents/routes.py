@@ -23,7 +23,7 @@ from genway.auth.deps import OrgContext, OrgReader, SettingsDep, require
 from genway.auth.permissions import Action
 from genway.config import Settings
 from genway.db import SessionDep
-from genway.jobs.deps import announce, submitter
+from genway.jobs.deps import submitter
 from genway.kit.pagination import Page, PageDep
 
 router = APIRouter(prefix="/v1/organizations/{org_id}/agent", tags=["agents"])
@@ -63,7 +63,6 @@ async def create_agent_run(
         timeout_s=settings.agent_timeout_s,
         max_input_bytes=settings.job_input_max_bytes,
     )
-    announce(request, session)
     return run_response(job, base_url(request, settings))
 
 
@@ -86,7 +85,6 @@ async def resume_agent_run(
         timeout_s=settings.agent_timeout_s,
         max_input_bytes=settings.job_input_max_bytes,
     )
-    announce(request, session)
     return run_response(job, base_url(request, settings))
 
 

@@ -10,11 +10,9 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from genway.db import utcnow
+from genway.db import on_commit, utcnow
 from genway.jobs.models import JobEvent, jobs_table
 from genway.jobs.states import JobStatus
-
-PENDING_EVENTS = "pending_job_events"
 
 
 class EventType(StrEnum):
@@ -46,7 +44,7 @@ def is_final(payload: dict[str, Any]) -> bool:
 async def append_event(
     session: AsyncSession, job_id: int, org_id: int, type_: EventType, data: dict[str, Any]
 ) -> JobEvent:
-    """Add the job's next event; it is published by `publish_pending` once committed."""
+    """Add the job's next event; it is published once the transaction commits."""
     jobs = jobs_table
     seq = await session.scalar(
         update(jobs)
@@ -70,14 +68,8 @@ def add_event(
     `last_event_seq` in the same UPDATE that changed the job, saving a statement)."""
     event = JobEvent(job_id=job_id, seq=seq, type=type_, data=data, created_at=utcnow())
     session.add(event)
-    session.info.setdefault(PENDING_EVENTS, []).append(event_payload(event, org_id))
+    on_commit(session, [event_payload(event, org_id)])
     return event
-
-
-def take_pending(session: AsyncSession) -> list[dict[str, Any]]:
-    """The events recorded in this session since the last call (call after commit)."""
-    pending: list[dict[str, Any]] = session.info.pop(PENDING_EVENTS, [])
-    return pending
 
 
 async def read_events(

@@ -17,7 +17,7 @@ from genway.auth.principal import AuthMethod
 from genway.db import SessionDep
 from genway.errors import GenwayError, InvalidInput
 from genway.jobs import service
-from genway.jobs.deps import admitted, announce, submitter
+from genway.jobs.deps import admitted, submitter
 from genway.jobs.routes import IdempotencyKey, job_response
 from genway.jobs.schemas import (
     CancelResponse,
@@ -76,7 +76,6 @@ async def submit_job(
         idempotency_key=idempotency_key,
         max_input_bytes=settings.job_input_max_bytes,
     )
-    announce(request, session)
     if not created:
         response.status_code = status.HTTP_200_OK
     return LegacyJobCreated(
@@ -143,7 +142,6 @@ async def cancel_job(
     job_id: int, request: Request, context: CallerJobCanceller, session: SessionDep
 ) -> CancelResponse:
     job, message = await service.cancel_job(session, context.org_id, job_id)
-    announce(request, session)
     return CancelResponse.model_validate(
         {**JobResponse.model_validate(job).model_dump(), "message": message}
     )

@@ -14,7 +14,7 @@ from genway.auth.deps import OrgContext, OrgReader, SettingsDep, require
 from genway.auth.permissions import Action
 from genway.db import SessionDep
 from genway.jobs import service
-from genway.jobs.deps import admitted, announce, submitter
+from genway.jobs.deps import admitted, submitter
 from genway.jobs.models import Job
 from genway.jobs.schemas import CancelResponse, JobCreate, JobPage, JobResponse
 from genway.jobs.states import JobStatus
@@ -52,11 +52,11 @@ async def submit_job(
         idempotency_key=idempotency_key,
         max_input_bytes=settings.job_input_max_bytes,
     )
-    announce(request, session)
     if not created:
         response.status_code = status.HTTP_200_OK
     response.headers["Location"] = f"/v1/organizations/{context.org_id}/jobs/{job.id}"
-    return await job_response(session, job)
+    # No queue position here: counting the queue on every submit costs more than the submit.
+    return JobResponse.model_validate(job)
 
 
 @router.get("", response_model=JobPage)
@@ -89,7 +89,6 @@ async def cancel_job(
 ) -> CancelResponse:
     """Cancel a queued job at once or signal a running one; a finished job is left as it is."""
     job, message = await service.cancel_job(session, context.org_id, job_id)
-    announce(request, session)
     return CancelResponse.model_validate(
         {**JobResponse.model_validate(job).model_dump(), "message": message}
     )

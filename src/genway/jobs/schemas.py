@@ -44,7 +44,11 @@ class JobResponse(ResponseModel):
     error: dict[str, Any] | None
     idempotency_key: str | None
     cancel_requested: bool
-    queue_position: int | None = None
+    queue_position: int | None = Field(
+        default=None,
+        description="1 for the next job to run, while queued; computed when the job is read "
+        "(null in the answer to a submit)",
+    )
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None

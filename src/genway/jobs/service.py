@@ -16,10 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from genway.db import utcnow
 from genway.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
-from genway.jobs.events import EventType, add_event, append_event
+from genway.jobs.events import EventType, append_event
+from genway.jobs.lifecycle import record_events, submitted_event, transition
 from genway.jobs.models import Job, jobs_table
 from genway.jobs.schemas import JobCreate
-from genway.jobs.states import JobStatus, check_transition
+from genway.jobs.states import JobStatus
 from genway.orgs.models import Organization
 from genway.queue.wakeup import notify_queued
 from genway.ratelimit.quotas import QuotaExceeded, consume_quota, quota_metric
@@ -67,7 +68,7 @@ async def create_job(
     max_input_bytes: int,
     parent_id: int | None = None,
 ) -> tuple[Job, bool]:
-    """Store and queue a job in one transaction; returns (job, created).
+    """Store and queue a job in the caller's transaction; returns (job, created).
 
     An `idempotency_key` already used with the same request returns that job (created False).
     A top-level job draws on its kind's daily quota (child jobs belong to their parent's).
@@ -109,18 +110,10 @@ async def create_job(
         if existing is None:
             raise
         return _replay(existing, request_hash), False
-    add_event(
-        session,
-        job.id,
-        job.org_id,
-        1,
-        EventType.STATUS,
-        {"status": JobStatus.QUEUED, "reason": "submitted"},
-    )
+    await record_events(session, [submitted_event(job.id, job.org_id)], job.created_at)
     await notify_queued(session)
-    # Last before commit: the counter rows it upserts stay locked only until then.
+    # Last before the commit at the boundary: the counter rows it upserts stay locked until then.
     await _meter_submission(session, submitter, job)
-    await session.commit()
     return job, True
 
 
@@ -225,37 +218,20 @@ async def cancel_job(session: AsyncSession, org_id: int, job_id: int) -> tuple[J
     ).all()
     for child in children:
         await _cancel_one(session, child)
-    await session.commit()
     await session.refresh(job)
     return job, message
 
 
 async def _cancel_one(session: AsyncSession, job: Job) -> str:
-    jobs = jobs_table
     if job.status == JobStatus.QUEUED:
-        reason = check_transition(JobStatus.QUEUED, JobStatus.CANCELLED)
-        now = utcnow()
-        done = await session.execute(
-            update(jobs)
-            .where(jobs.c.id == job.id, jobs.c.status == JobStatus.QUEUED)
-            .values(
-                status=JobStatus.CANCELLED, cancel_requested=True, finished_at=now, updated_at=now
-            )
-        )
-        if done.rowcount == 1:  # type: ignore[attr-defined]
-            await append_event(
-                session,
-                job.id,
-                job.org_id,
-                EventType.STATUS,
-                {"status": JobStatus.CANCELLED, "reason": reason},
-            )
+        ended = await transition(session, JobStatus.QUEUED, JobStatus.CANCELLED, Job.id == job.id)
+        if ended:
             return "Job cancelled before it started"
         await session.refresh(job)
     if job.status == JobStatus.RUNNING:
         if not job.cancel_requested:
             await session.execute(
-                update(jobs).where(jobs.c.id == job.id).values(cancel_requested=True)
+                update(jobs_table).where(jobs_table.c.id == job.id).values(cancel_requested=True)
             )
             await append_event(
                 session,

@@ -24,24 +24,24 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from genway.agents.recording import EventRecorder, Write
-from genway.db import utcnow
+from genway.db import on_commit, utcnow
 from genway.jobs.events import (
-    PENDING_EVENTS,
     EventType,
-    append_event,
     event_payload,
-    take_pending,
 )
+from genway.jobs.lifecycle import allowed, transition
 from genway.jobs.models import Job, JobEvent, jobs_table
 from genway.jobs.service import cancel_job, org_jobs
-from genway.jobs.states import JobStatus, check_transition
+from genway.jobs.states import JobStatus
 from genway.promode.schemas import InstanceInput
-from genway.queue.outcomes import cancel_requests
+from genway.queue.outcomes import cancel_requests, held
 from genway.worker.context import JobContext
 
 log = structlog.get_logger("genway.promode")
 
 INSTANCE_KIND = "promode.agent"
+# How often instances are checked for cancellation (and their leases renewed when due).
+INSTANCE_POLL_S = 0.25
 
 
 class Instances:
@@ -96,10 +96,8 @@ class Instances:
             await session.flush()
             events = [event for child in children for event in self._start_events(child, now)]
             session.add_all(events)
+            on_commit(session, [event_payload(event, parent.org_id) for event in events])
             await session.commit()
-            pending = session.info.setdefault(PENDING_EVENTS, [])
-            pending.extend(event_payload(event, parent.org_id) for event in events)
-            self.worker.broadcaster.publish(take_pending(session))
         for child in children:
             self.active[child.id] = child
             self.cancel_events[child.id] = asyncio.Event()
@@ -109,7 +107,7 @@ class Instances:
         # The two status events a claimed job has (queued, then running), numbered 1 and 2 as
         # `last_event_seq` says; written directly because the rows are new and ours alone.
         reason = f"agent instance of Pro Mode session {self.session_job.id}"
-        running = check_transition(JobStatus.QUEUED, JobStatus.RUNNING)
+        running = allowed(JobStatus.QUEUED, JobStatus.RUNNING).reason
         queued_data = {"status": JobStatus.QUEUED, "reason": reason}
         running_data = {
             "status": JobStatus.RUNNING,
@@ -146,7 +144,7 @@ class Instances:
 
     async def _renew_forever(self) -> None:
         while True:
-            await asyncio.sleep(self.worker.options.cancel_poll_s)
+            await asyncio.sleep(INSTANCE_POLL_S)
             try:
                 await self._renew_and_watch()
             except Exception as exc:  # a missed renewal is retried; never kill the session
@@ -189,7 +187,6 @@ class Instances:
                     .values(lease_expires_at=utcnow())
                 )
             await session.commit()
-            self.worker.broadcaster.publish(take_pending(session))
         return len(leftovers)
 
     async def __aenter__(self) -> Instances:
@@ -241,26 +238,13 @@ async def end_instance(
     """Move an instance this worker holds to a terminal status, with its event, in the caller's
     transaction (fenced like `finish_job`, but without committing, so it can share a batch; an
     instance's time is not metered as compute: its session's is)."""
-    reason = check_transition(JobStatus.RUNNING, status)
-    now = utcnow()
-    jobs = jobs_table
-    ended = await session.execute(
-        update(jobs)
-        .where(jobs.c.id == child.id, jobs.c.worker_id == worker_id, jobs.c.status == "running")
-        .values(
-            status=status,
-            result=result,
-            error=error,
-            progress=1.0 if status is JobStatus.SUCCEEDED else jobs.c.progress,
-            finished_at=now,
-            lease_expires_at=None,
-            updated_at=now,
-        )
+    ended = await transition(
+        session,
+        JobStatus.RUNNING,
+        status,
+        held(child.id, worker_id),
+        values={"result": result, "error": error},
+        event={"error": error} if error is not None else None,
     )
-    if ended.rowcount != 1:  # type: ignore[attr-defined]
+    if not ended:
         log.warning("instance_lost", job_id=child.id, status=status)
-        return
-    data: dict[str, Any] = {"status": status, "reason": reason, "attempt": child.attempts}
-    if error is not None:
-        data["error"] = error
-    await append_event(session, child.id, child.org_id, EventType.STATUS, data)

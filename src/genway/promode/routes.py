@@ -11,7 +11,7 @@ from genway.auth.deps import OrgContext, OrgReader, SettingsDep, require
 from genway.auth.permissions import Action
 from genway.db import SessionDep
 from genway.jobs import service as jobs_service
-from genway.jobs.deps import announce, submitter
+from genway.jobs.deps import submitter
 from genway.kit.pagination import Page, PageDep
 from genway.promode import service
 from genway.promode.schemas import ProModeRequest, SessionDetail, SessionSummary
@@ -40,7 +40,6 @@ async def start_session(
         body,
         max_input_bytes=settings.job_input_max_bytes,
     )
-    announce(request, session)
     return service.summary(job)
 
 
@@ -72,5 +71,4 @@ async def cancel_session(
     """Cancel the session and its running agent instances."""
     job = await service.get_session(session, context.org_id, project_id, session_id)
     job, _message = await jobs_service.cancel_job(session, context.org_id, job.id)
-    announce(request, session)
     return service.summary(job)

@@ -1,44 +1,64 @@
-"""Claiming the next runnable job with a lease, fairly across organizations.
+"""Claiming runnable jobs with a lease, as many as a worker has free slots, fairly across
+organizations, in one statement.
 
-Policy: among organizations that are active, below their concurrency limit and have a runnable
-job (queued, due, of a kind this worker takes), take the one with the fewest running jobs first,
-then its highest-priority, oldest job. An organization with 10,000 queued jobs therefore waits
-its turn behind one that has nothing running: another organization's first job starts as soon
-as a worker frees up, at most one job-duration later.
+Policy: among active organizations with runnable jobs (queued, due, of a kind this worker takes),
+slots go round-robin by how many jobs each already runs: the organization with the fewest
+running jobs gets the first slot, then the next fewest (counting the slots just given), each
+taking its highest-priority, oldest jobs; an organization never goes above its concurrency limit.
+An organization with 10,000 queued jobs therefore waits its turn behind one with nothing
+running: another organization's first job starts as soon as a worker frees up.
 
-Cost: one index probe per organization (its best runnable job, on
-`ix_jobs_org_queue (org_id, status, priority DESC, id)`) plus the running counts, so a claim
-costs the same with 50 or 50,000 jobs in the backlog.
+Cost: per organization, one index probe on `ix_jobs_org_queue (org_id, status, priority DESC,
+id)` for its best `n` jobs, plus the running counts; the same with 50 or 50,000 jobs queued. The
+statement is built once per process and reused with bind parameters (now, kinds, n).
 
-PostgreSQL: the chosen row is locked with `FOR UPDATE SKIP LOCKED` (a row another worker is
-claiming is skipped, never waited for); when the organization has a concurrency limit its row is
-locked too and the running count re-read, so two workers cannot both take its last slot.
-SQLite: one `UPDATE ... WHERE id = (SELECT ...)` statement; SQLite runs one writer at a time, so
-the check and the claim are atomic.
+PostgreSQL: the chosen rows are locked with `FOR UPDATE SKIP LOCKED` inside the UPDATE (a row
+another worker is claiming is skipped, never waited for). When a chosen job's organization has a
+concurrency limit, the claim first locks those organizations' rows and then chooses, so two
+workers (even with different kinds) cannot both take an organization's last slot.
+SQLite: one `UPDATE ... WHERE id IN (SELECT ...)`; SQLite runs one writer at a time, so the
+choice and the claim are atomic. An idle SQLite worker first looks (a read) whether anything is
+runnable at all, so it never takes the write lock for nothing.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Integer, case, func, literal, or_, select, update
+from sqlalchemy import (
+    BindParameter,
+    Integer,
+    Select,
+    and_,
+    bindparam,
+    case,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from genway.db import utcnow
-from genway.jobs.events import EventType, add_event
+from genway.jobs.lifecycle import transition
 from genway.jobs.models import Job, jobs_table
-from genway.jobs.states import JobStatus, check_transition
+from genway.jobs.states import JobStatus
 from genway.orgs.models import Organization, OrgStatus
 from genway.ratelimit.tiers import current_tier_table
 
-MAX_CANDIDATES = 5
+jobs = jobs_table
+orgs = Organization.__table__
+NOW: BindParameter[Any] = bindparam("now")
+KINDS: BindParameter[Any] = bindparam("kinds", expanding=True)
+WANTED = bindparam("wanted", type_=Integer)
 
 
 def _concurrency_limit() -> Any:
     """SQL for an organization's concurrency limit: its override, else its tier's (NULL: none)."""
-    orgs = Organization.__table__
     by_tier = case(
         *[
             (orgs.c.tier == tier.value, literal(limits.max_concurrent_jobs, Integer))
@@ -49,155 +69,125 @@ def _concurrency_limit() -> Any:
     return func.coalesce(orgs.c.overrides["max_concurrent_jobs"].as_integer(), by_tier)
 
 
-def _candidate_query(
-    now: datetime, kinds: Sequence[str] | None, skip_jobs: set[int], skip_orgs: set[int]
-) -> Any:
-    """(job id, org id, org's concurrency limit) of the next job by the policy above."""
-    jobs = jobs_table
-    orgs = Organization.__table__
-    inner = jobs.alias("best")
-    best_job = (
-        select(inner.c.id)
-        .where(
-            inner.c.org_id == orgs.c.id,
-            inner.c.status == JobStatus.QUEUED,
-            inner.c.run_after <= now,
-        )
-        .order_by(inner.c.priority.desc(), inner.c.id)
-        .limit(1)
+def _runnable(table: Any) -> Any:
+    return and_(
+        table.c.status == JobStatus.QUEUED, table.c.run_after <= NOW, table.c.kind.in_(KINDS)
     )
-    if kinds:
-        best_job = best_job.where(inner.c.kind.in_(list(kinds)))
-    if skip_jobs:
-        best_job = best_job.where(inner.c.id.not_in(skip_jobs))
+
+
+@functools.cache
+def _choice(tiers_id: int, org_filter: bool) -> Select[Any]:
+    """(job id, org id, org's limit) of the jobs to claim, best first. `org_filter` restricts
+    it to the organizations in the expanding parameter `orgs`."""
+    del tiers_id  # part of the cache key: the tier table's limits are literals in the SQL
     running = (
         select(jobs.c.org_id, func.count().label("n"))
         .where(jobs.c.status == JobStatus.RUNNING)
         .group_by(jobs.c.org_id)
         .subquery("running")
     )
-    limit = _concurrency_limit()
-    candidates = (
+    active = (
         select(
-            orgs.c.id.label("org_id"),
+            orgs.c.id,
             func.coalesce(running.c.n, 0).label("in_use"),
-            limit.label("max_running"),
-            best_job.scalar_subquery().label("job_id"),
+            _concurrency_limit().label("max_running"),
         )
         .outerjoin(running, running.c.org_id == orgs.c.id)
         .where(orgs.c.status == OrgStatus.ACTIVE)
     )
-    if skip_orgs:
-        candidates = candidates.where(orgs.c.id.not_in(skip_orgs))
-    cand = candidates.subquery("candidates")
-    # Aliased, so that inside `UPDATE jobs ... WHERE id = (this)` nothing correlates to the
-    # table being updated.
-    picked = jobs.alias("picked")
-    return (
-        select(cand.c.job_id, cand.c.org_id, cand.c.max_running)
-        .join(picked, picked.c.id == cand.c.job_id)
-        .where(or_(cand.c.max_running.is_(None), cand.c.in_use < cand.c.max_running))
-        .order_by(cand.c.in_use, picked.c.priority.desc(), picked.c.id)
-        .limit(1)
+    if org_filter:
+        active = active.where(orgs.c.id.in_(bindparam("orgs", expanding=True)))
+    org = active.subquery("org")
+    best = jobs.alias("best")
+    # Each organization's best `wanted` runnable jobs: one index probe per organization.
+    its_best = (
+        select(best.c.id)
+        .where(best.c.org_id == org.c.id, _runnable(best))
+        .order_by(best.c.priority.desc(), best.c.id)
+        .limit(WANTED)
     )
-
-
-def _claim(job_id: Any, worker_id: str, lease_s: float, now: datetime) -> Any:
-    """The UPDATE that makes a queued job running, taking its next event number in passing."""
-    return (
-        update(Job)
-        .where(Job.id == job_id, Job.status == JobStatus.QUEUED)
-        .values(
-            status=JobStatus.RUNNING,
-            attempts=Job.attempts + 1,
-            worker_id=worker_id,
-            lease_expires_at=now + timedelta(seconds=lease_s),
-            started_at=now,
-            progress=0.0,
-            progress_message=None,
-            updated_at=now,
-            last_event_seq=Job.last_event_seq + 1,
+    job = jobs.alias("job")
+    rank = func.row_number().over(
+        partition_by=job.c.org_id, order_by=(job.c.priority.desc(), job.c.id)
+    )
+    ranked = (
+        select(
+            job.c.id,
+            job.c.org_id,
+            job.c.priority,
+            org.c.max_running,
+            (org.c.in_use + rank).label("turn"),
         )
-        .returning(Job)
-        .execution_options(synchronize_session=False)
+        .join(org, org.c.id == job.c.org_id)
+        .where(job.c.id.in_(its_best.scalar_subquery()))
+        .subquery("ranked")
+    )
+    return (
+        select(ranked.c.id, ranked.c.org_id, ranked.c.max_running)
+        .where(or_(ranked.c.max_running.is_(None), ranked.c.turn <= ranked.c.max_running))
+        .order_by(ranked.c.turn, ranked.c.priority.desc(), ranked.c.id)
+        .limit(WANTED)
     )
 
 
-async def _claim_postgres(
-    session: AsyncSession, worker_id: str, lease_s: float, kinds: Sequence[str] | None
-) -> Job | None:
-    jobs = jobs_table
-    skip_jobs: set[int] = set()
-    skip_orgs: set[int] = set()
-    for _ in range(MAX_CANDIDATES):
-        now = utcnow()
-        row = (await session.execute(_candidate_query(now, kinds, skip_jobs, skip_orgs))).first()
-        if row is None:
-            return None
-        job_id, org_id, max_running = row
-        locked = await session.scalar(
+def _params(kinds: Sequence[str], wanted: int, **extra: Any) -> dict[str, Any]:
+    return {"now": utcnow(), "kinds": list(kinds), "wanted": wanted, **extra}
+
+
+async def claim_jobs(
+    session: AsyncSession, worker_id: str, lease_s: float, kinds: Sequence[str], wanted: int
+) -> list[Job]:
+    """Claim up to `wanted` jobs by the policy above in the caller's transaction; the claimed
+    jobs as they now are (detached objects)."""
+    if wanted <= 0 or not kinds:
+        return []
+    postgres = session.bind.dialect.name == "postgresql"  # type: ignore[union-attr]
+    if not postgres:
+        anything = select(exists().where(_runnable(jobs)))
+        if not await session.scalar(anything, {"now": utcnow(), "kinds": list(kinds)}):
+            return []
+    tiers_id = id(current_tier_table())
+    choice = _choice(tiers_id, False)
+    params = _params(kinds, wanted)
+    chosen = choice.with_only_columns(choice.selected_columns.id)
+    if postgres:
+        picked = (await session.execute(choice, params)).all()
+        limited = sorted({row.org_id for row in picked if row.max_running is not None})
+        if limited:
+            await session.execute(
+                select(orgs.c.id)
+                .where(orgs.c.id.in_(limited))
+                .order_by(orgs.c.id)
+                .with_for_update()
+            )
+            narrowed = _choice(tiers_id, True)
+            # Decided again now that no other claimer can take these organizations' slots.
+            unlimited = [row.id for row in picked if row.max_running is None]
+            again = (await session.execute(narrowed, _params(kinds, wanted, orgs=limited))).all()
+            ids = (unlimited + [row.id for row in again])[:wanted]
+        else:
+            ids = [row.id for row in picked]
+        if not ids:
+            return []
+        target = (
             select(jobs.c.id)
-            .where(jobs.c.id == job_id, jobs.c.status == JobStatus.QUEUED)
+            .where(jobs.c.id.in_(ids), jobs.c.status == JobStatus.QUEUED)
             .with_for_update(skip_locked=True)
         )
-        if locked is None:
-            skip_jobs.add(job_id)  # another worker is claiming it right now
-            continue
-        if max_running is not None:
-            await session.execute(
-                select(Organization.id).where(Organization.id == org_id).with_for_update()
-            )
-            running = await session.scalar(
-                select(func.count()).where(
-                    jobs.c.org_id == org_id, jobs.c.status == JobStatus.RUNNING
-                )
-            )
-            if int(running or 0) >= max_running:
-                skip_orgs.add(org_id)  # another worker just took its last slot
-                continue
-        job: Job | None = await session.scalar(_claim(job_id, worker_id, lease_s, now))
-        return job
-    return None
-
-
-async def _claim_sqlite(
-    session: AsyncSession, worker_id: str, lease_s: float, kinds: Sequence[str] | None
-) -> Job | None:
-    now = utcnow()
-    query = _candidate_query(now, kinds, set(), set())
-    candidate = query.with_only_columns(query.selected_columns.job_id)
-    job: Job | None = await session.scalar(
-        _claim(candidate.scalar_subquery(), worker_id, lease_s, now)
-    )
-    return job
-
-
-async def claim_next_job(
-    session: AsyncSession,
-    worker_id: str,
-    lease_s: float,
-    kinds: Sequence[str] | None = None,
-) -> Job | None:
-    """Claim the next job by the fairness policy above; None when there is none. Commits."""
-    if session.bind.dialect.name == "postgresql":  # type: ignore[union-attr]
-        job = await _claim_postgres(session, worker_id, lease_s, kinds)
+        where = jobs.c.id.in_(target.scalar_subquery())
+        params = {}
     else:
-        job = await _claim_sqlite(session, worker_id, lease_s, kinds)
-    if job is None:
-        await session.rollback()
-        return None
-    add_event(
+        where = jobs.c.id.in_(chosen.scalar_subquery())
+    now = utcnow()
+    rows = await transition(
         session,
-        job.id,
-        job.org_id,
-        job.last_event_seq,
-        EventType.STATUS,
-        {
-            "status": JobStatus.RUNNING,
-            "reason": check_transition(JobStatus.QUEUED, JobStatus.RUNNING),
-            "attempt": job.attempts,
-            "worker_id": worker_id,
-        },
+        JobStatus.QUEUED,
+        JobStatus.RUNNING,
+        where,
+        values={"worker_id": worker_id, "lease_expires_at": now + timedelta(seconds=lease_s)},
+        event={"worker_id": worker_id},
+        returning=tuple(jobs.c),
+        now=now,
+        params=params,
     )
-    await session.commit()
-    return job
+    return [Job(**{column.name: row._mapping[column.name] for column in jobs.c}) for row in rows]

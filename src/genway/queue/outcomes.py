@@ -1,4 +1,5 @@
-"""What a worker records about a job it holds: progress, the end, a retry, lease renewals.
+"""What a worker records about the jobs it holds: events and progress, the end, a retry, lease
+renewals. None of these commit: the worker's writer (worker/writer.py) batches them.
 
 Every write is fenced by `worker_id` and `status = running`: a worker whose lease expired (and
 whose job another worker now holds) cannot overwrite the newer attempt.
@@ -10,71 +11,53 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from genway.db import utcnow
-from genway.jobs.events import EventType, add_event, append_event
+from genway.jobs.events import EventType
+from genway.jobs.lifecycle import EventRow, transition
 from genway.jobs.models import Job, jobs_table
-from genway.jobs.states import JobStatus, check_transition
-from genway.ratelimit.usage import Metric, record_usage
+from genway.jobs.states import JobStatus
+
+jobs = jobs_table
 
 
-def _held(job_id: int, worker_id: str) -> Any:
-    jobs = jobs_table
-    return (
-        (jobs.c.id == job_id)
-        & (jobs.c.worker_id == worker_id)
-        & (jobs.c.status == JobStatus.RUNNING)
-    )
+def held(job_id: int, worker_id: str) -> ColumnElement[bool]:
+    """The fence of a worker's writes: the job is still running under its lease."""
+    return (jobs.c.id == job_id) & (jobs.c.worker_id == worker_id) & (jobs.c.status == "running")
 
 
-async def _update_with_event(
-    session: AsyncSession, condition: Any, values: dict[str, Any]
-) -> int | None:
-    """Apply `values` where `condition` holds, taking the job's next event number in the same
-    statement; the event's seq, or None (after a rollback) when no row matched."""
-    jobs = jobs_table
-    seq: int | None = await session.scalar(
+async def record_job_events(
+    session: AsyncSession,
+    job: Job,
+    worker_id: str,
+    events: Sequence[tuple[EventType, dict[str, Any]]],
+    progress: tuple[float, str | None] | None,
+    out: list[EventRow],
+) -> bool:
+    """Number a held job's new events (and store its latest progress) in one UPDATE, adding
+    them to `out` for the batch's INSERT; False when the worker no longer holds the job."""
+    values: dict[str, Any] = {
+        "last_event_seq": jobs.c.last_event_seq + len(events),
+        "updated_at": utcnow(),
+    }
+    if progress is not None:
+        values["progress"], values["progress_message"] = progress
+    last = await session.scalar(
         update(jobs)
-        .where(condition)
-        .values(**values, last_event_seq=jobs.c.last_event_seq + 1)
+        .where(held(job.id, worker_id))
+        .values(**values)
         .returning(jobs.c.last_event_seq)
     )
-    if seq is None:
-        await session.rollback()
-    return seq
-
-
-async def record_progress(
-    session: AsyncSession, job: Job, worker_id: str, fraction: float, message: str | None
-) -> bool:
-    """Store progress and its event; False when the worker no longer holds the job."""
-    fraction = min(1.0, max(0.0, fraction))
-    seq = await _update_with_event(
-        session,
-        _held(job.id, worker_id),
-        {"progress": fraction, "progress_message": message, "updated_at": utcnow()},
-    )
-    if seq is None:
+    if last is None:
         return False
-    add_event(
-        session,
-        job.id,
-        job.org_id,
-        seq,
-        EventType.PROGRESS,
-        {"progress": fraction, "message": message},
+    first = last - len(events) + 1
+    out.extend(
+        (job.id, job.org_id, seq, type_, data)
+        for seq, (type_, data) in enumerate(events, start=first)
     )
-    await session.commit()
     return True
-
-
-async def record_event(
-    session: AsyncSession, job: Job, type_: EventType, data: dict[str, Any]
-) -> None:
-    await append_event(session, job.id, job.org_id, type_, data)
-    await session.commit()
 
 
 async def finish_job(
@@ -82,81 +65,55 @@ async def finish_job(
     job: Job,
     worker_id: str,
     status: JobStatus,
+    out: list[EventRow],
     *,
     result: dict[str, Any] | None = None,
     error: dict[str, Any] | None = None,
-) -> bool:
-    """Move a held job to a terminal status; False when the worker no longer holds it."""
-    reason = check_transition(JobStatus.RUNNING, status)
+) -> datetime | None:
+    """Move a held job to a terminal status; when it ended (None: the worker no longer held
+    it)."""
     now = utcnow()
-    values: dict[str, Any] = {
-        "status": status,
-        "result": result,
-        "error": error,
-        "finished_at": now,
-        "lease_expires_at": None,
-        "updated_at": now,
-    }
-    if status is JobStatus.SUCCEEDED:
-        values["progress"] = 1.0
-    seq = await _update_with_event(session, _held(job.id, worker_id), values)
-    if seq is None:
-        return False
-    data: dict[str, Any] = {"status": status, "reason": reason, "attempt": job.attempts}
-    if error is not None:
-        data["error"] = error
-    add_event(session, job.id, job.org_id, seq, EventType.STATUS, data)
-    if job.started_at is not None:
-        compute_ms = int((now - job.started_at).total_seconds() * 1000)
-        await record_usage(session, job.org_id, Metric.COMPUTE_MS, compute_ms, user_id=job.user_id)
-    await session.commit()
-    return True
+    rows = await transition(
+        session,
+        JobStatus.RUNNING,
+        status,
+        held(job.id, worker_id),
+        values={"result": result, "error": error},
+        event={"error": error} if error is not None else None,
+        now=now,
+        events_out=out,
+    )
+    return now if rows else None
 
 
 async def requeue_job(
     session: AsyncSession,
-    job_id: int,
-    org_id: int,
+    job: Job,
+    worker_id: str,
+    out: list[EventRow],
     *,
     run_after: datetime,
     why: str,
     error: dict[str, Any] | None = None,
-    worker_id: str | None = None,
     refund_attempt: bool = False,
 ) -> bool:
-    """Return a running job to the queue (running → queued) for another attempt.
-
-    `refund_attempt` gives back the attempt (a worker shutting down is not the job's fault)."""
-    reason = check_transition(JobStatus.RUNNING, JobStatus.QUEUED)
-    jobs = jobs_table
-    condition = (jobs.c.id == job_id) & (jobs.c.status == JobStatus.RUNNING)
-    if worker_id is not None:
-        condition = _held(job_id, worker_id)
-    else:
-        # The reaper: only while the lease is still expired, so a worker that renewed in the
-        # meantime keeps its job (otherwise it would run twice).
-        condition = condition & (jobs.c.lease_expires_at < utcnow())
-    seq = await _update_with_event(
+    """Return a held job to the queue (running → queued) for another attempt;
+    `refund_attempt` gives the attempt back (a worker shutting down is not the job's fault)."""
+    rows = await transition(
         session,
-        condition,
-        {
-            "status": JobStatus.QUEUED,
-            "worker_id": None,
-            "lease_expires_at": None,
+        JobStatus.RUNNING,
+        JobStatus.QUEUED,
+        held(job.id, worker_id),
+        values={
             "run_after": run_after,
             "error": error,
-            "updated_at": utcnow(),
             "attempts": jobs.c.attempts - 1 if refund_attempt else jobs.c.attempts,
         },
+        why=why,
+        event={"error": error} if error is not None else None,
+        events_out=out,
     )
-    if seq is None:
-        return False
-    data: dict[str, Any] = {"status": JobStatus.QUEUED, "reason": f"{reason}: {why}"}
-    if error is not None:
-        data["error"] = error
-    add_event(session, job_id, org_id, seq, EventType.STATUS, data)
-    await session.commit()
-    return True
+    return bool(rows)
 
 
 async def renew_leases(
@@ -165,7 +122,6 @@ async def renew_leases(
     """Extend the leases of the worker's running jobs; returns the ids still held."""
     if not job_ids:
         return set()
-    jobs = jobs_table
     renewed = await session.execute(
         update(jobs)
         .where(
@@ -176,16 +132,13 @@ async def renew_leases(
         .values(lease_expires_at=utcnow() + timedelta(seconds=lease_s))
         .returning(jobs.c.id)
     )
-    held = {row[0] for row in renewed}
-    await session.commit()
-    return held
+    return {row[0] for row in renewed}
 
 
 async def cancel_requests(session: AsyncSession, job_ids: Sequence[int]) -> set[int]:
     """Which of these jobs a client asked to cancel."""
     if not job_ids:
         return set()
-    jobs = jobs_table
     rows = await session.execute(
         select(jobs.c.id).where(jobs.c.id.in_(list(job_ids)), jobs.c.cancel_requested.is_(True))
     )

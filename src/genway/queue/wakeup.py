@@ -13,13 +13,17 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from genway.db import on_commit
+
 log = structlog.get_logger("genway.wakeup")
 
 CHANNEL = "genway_jobs_queued"
 
 
 async def notify_queued(session: AsyncSession) -> None:
-    """Inside the queueing transaction: tell listening workers on other processes (PostgreSQL)."""
+    """Inside the queueing transaction: wake idle workers once it commits, in this process and
+    (PostgreSQL's NOTIFY, delivered at commit) on every other."""
+    on_commit(session, [], wake=True)
     if session.bind.dialect.name == "postgresql":  # type: ignore[union-attr]
         await session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CHANNEL})
 

@@ -56,13 +56,14 @@ class Broadcaster:
 
 
 class RedisBroadcaster(Broadcaster):
-    """Publishes through one Redis channel, in order; relays what arrives to local subscribers."""
+    """Publishes through one Redis channel, in order (one pipelined round trip per committed
+    batch); relays what arrives to local subscribers."""
 
     def __init__(self, url: str, channel: str = "genway:job-events") -> None:
         super().__init__()
         self.redis = Redis.from_url(url)
         self.channel = channel
-        self._outbox: asyncio.Queue[str] = asyncio.Queue()
+        self._outbox: asyncio.Queue[list[str]] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self._listening = asyncio.Event()
 
@@ -85,18 +86,27 @@ class RedisBroadcaster(Broadcaster):
         await self.redis.aclose()
 
     def publish(self, events: list[dict[str, Any]]) -> None:
-        for event in events:
-            self._outbox.put_nowait(json.dumps(event))
+        if events:
+            self._outbox.put_nowait([json.dumps(event) for event in events])
 
     async def _send_loop(self) -> None:
         while True:
-            message = await self._outbox.get()
+            batch = await self._outbox.get()
+            taken = 1
+            # Everything committed meanwhile goes in the same round trip, in order.
+            while not self._outbox.empty():
+                batch.extend(self._outbox.get_nowait())
+                taken += 1
             try:
-                await self.redis.publish(self.channel, message)
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for message in batch:
+                        pipe.publish(self.channel, message)
+                    await pipe.execute()
             except Exception as exc:  # Redis down: subscribers fall back to database polling
                 log.error("broadcast_publish_failed", error=str(exc))
             finally:
-                self._outbox.task_done()
+                for _ in range(taken):
+                    self._outbox.task_done()
 
     async def _listen_loop(self) -> None:
         while True:

@@ -1,6 +1,7 @@
-"""The worker: claims jobs up to its concurrency, runs their executors, renews leases, watches for
-cancellation and deadlines, and on shutdown lets running jobs finish within a grace period
-before releasing the rest back to the queue."""
+"""The worker: claims as many jobs as it has free slots (one statement), runs their executors,
+writes what they report through one writer (worker/writer.py), renews leases, hears of
+cancellations through the event fan-out, enforces deadlines, and on shutdown lets running jobs
+finish within a grace period before releasing the rest back to the queue."""
 
 from __future__ import annotations
 
@@ -19,23 +20,17 @@ import structlog
 
 from genway.config import Settings
 from genway.db import Database, utcnow
-from genway.jobs.events import EventType, take_pending
+from genway.jobs.events import EventType
 from genway.jobs.models import Job
 from genway.jobs.states import JobStatus
-from genway.queue.claim import claim_next_job
-from genway.queue.outcomes import (
-    cancel_requests,
-    finish_job,
-    record_event,
-    record_progress,
-    renew_leases,
-    requeue_job,
-)
+from genway.queue.claim import claim_jobs
+from genway.queue.outcomes import cancel_requests, renew_leases
 from genway.queue.reaper import Reaper
 from genway.queue.wakeup import Wakeup
 from genway.realtime.broadcast import Broadcaster
 from genway.worker.context import JobCancelled, JobContext, JobDeferred, JobFailed
 from genway.worker.registry import get_executor, known_kinds
+from genway.worker.writer import JobWriter
 
 log = structlog.get_logger("genway.worker")
 
@@ -46,7 +41,7 @@ class WorkerOptions:
     kinds: list[str] | None = None
     lease_s: float = 30.0
     idle_poll_s: float = 1.0
-    cancel_poll_s: float = 0.25
+    cancel_poll_s: float = 2.0  # fallback for a missed cancel event (the fan-out is immediate)
     reaper_interval_s: float = 5.0
     cancel_grace_s: float = 5.0
     shutdown_grace_s: float = 30.0
@@ -59,6 +54,7 @@ class Running:
     job: Job
     ctx: JobContext
     task: asyncio.Task[None] | None = None
+    listener: asyncio.Task[None] | None = None
     cancel_deadline: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -88,10 +84,11 @@ class Worker:
         self.settings = settings if settings is not None else Settings()
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.running: dict[int, Running] = {}
-        self._slots = asyncio.Semaphore(self.options.concurrency)
+        self._freed = asyncio.Event()
         self._stopping = asyncio.Event()
         self._loops: list[asyncio.Task[None]] = []
-        self.reaper = Reaper(database.sessions, broadcaster)
+        self.reaper = Reaper(database)
+        self.writer = JobWriter(database, self.worker_id)
 
     async def run(self) -> None:
         """Claim and run jobs until `stop()`; then drain within the grace period."""
@@ -101,14 +98,15 @@ class Worker:
             asyncio.create_task(self._every(self.options.cancel_poll_s, self._watch_cancels)),
             asyncio.create_task(self._every(self.options.reaper_interval_s, self.reaper.run_once)),
         ]
-        try:
-            await self._claim_loop()
-        finally:
-            await self._drain()
-            for loop in self._loops:
-                loop.cancel()
-            await asyncio.gather(*self._loops, return_exceptions=True)
-            log.info("worker_stopped", worker_id=self.worker_id)
+        async with self.writer:
+            try:
+                await self._claim_loop()
+            finally:
+                await self._drain()
+                for loop in self._loops:
+                    loop.cancel()
+                await asyncio.gather(*self._loops, return_exceptions=True)
+        log.info("worker_stopped", worker_id=self.worker_id)
 
     def stop(self) -> None:
         self._stopping.set()
@@ -116,44 +114,63 @@ class Worker:
 
     async def _claim_loop(self) -> None:
         while not self._stopping.is_set():
-            await self._slots.acquire()
-            if self._stopping.is_set():
-                self._slots.release()
-                return
+            free = self.options.concurrency - len(self.running)
+            if free <= 0:
+                self._freed.clear()
+                await self._freed.wait()
+                continue
             try:
-                job = await self._claim()
+                jobs = await self._claim(free)
             except Exception as exc:  # database hiccup: back off, keep the worker alive
                 log.error("claim_failed", error=str(exc))
-                job = None
+                jobs = []
                 await asyncio.sleep(self.options.idle_poll_s)
-            if job is None:
-                self._slots.release()
+            if not jobs:
                 await self.wakeup.wait(self.options.idle_poll_s)
                 continue
-            self._start(job)
+            for job in jobs:
+                self._start(job)
 
-    async def _claim(self) -> Job | None:
-        async with self.database.sessions() as session:
+    async def _claim(self, wanted: int) -> list[Job]:
+        async with self.database.transaction() as session:
             # Without --kinds, take only kinds this process can run: another worker may have
             # plug-ins this one lacks.
             kinds = self.options.kinds or known_kinds()
-            job = await claim_next_job(session, self.worker_id, self.options.lease_s, kinds)
-            self.broadcaster.publish(take_pending(session))
-            return job
+            return await claim_jobs(session, self.worker_id, self.options.lease_s, kinds, wanted)
 
     def _start(self, job: Job) -> None:
         spec = get_executor(job.kind)
         deadline = utcnow() + timedelta(seconds=job.timeout_s)
         running = Running(job, JobContext(job, self, deadline))
         self.running[job.id] = running
+        running.listener = asyncio.create_task(self._hear_cancel(running), name=f"cancel-{job.id}")
         running.task = asyncio.create_task(self._execute(running, spec), name=f"job-{job.id}")
         # Cleanup in a done-callback runs even for a task cancelled before it first ran, so a
         # slot can never leak.
         running.task.add_done_callback(lambda _task: self._forget(job.id))
 
     def _forget(self, job_id: int) -> None:
-        if self.running.pop(job_id, None) is not None:
-            self._slots.release()
+        running = self.running.pop(job_id, None)
+        if running is not None:
+            if running.listener is not None:
+                running.listener.cancel()
+            self._freed.set()
+
+    async def _hear_cancel(self, running: Running) -> None:
+        """A client's cancellation arrives as the job's `cancel_requested` event."""
+        async with self.broadcaster.subscribe(running.job.id) as events:
+            while True:
+                event = await events.get()
+                if event["type"] == EventType.CANCEL_REQUESTED:
+                    self._cancel(running)
+                    return
+
+    def _cancel(self, running: Running) -> None:
+        if not running.ctx.cancelled.is_set():
+            running.ctx.cancelled.set()
+            running.cancel_deadline = (
+                asyncio.get_running_loop().time() + self.options.cancel_grace_s
+            )
 
     async def _execute(self, running: Running, spec: Any) -> None:
         job, ctx = running.job, running.ctx
@@ -213,50 +230,31 @@ class Worker:
     async def _fail(self, job: Job, failure: JobFailed) -> None:
         if failure.retryable and job.attempts < job.max_attempts:
             delay = retry_delay(job.attempts, self.options.retry_base_s, self.options.retry_cap_s)
-            async with self.database.sessions() as session:
-                await requeue_job(
-                    session,
-                    job.id,
-                    job.org_id,
-                    run_after=utcnow() + timedelta(seconds=delay),
-                    why=f"retry in {delay:.1f} s after: {failure.message}",
-                    error=failure.as_error(),
-                    worker_id=self.worker_id,
-                )
-                self.broadcaster.publish(take_pending(session))
+            await self.writer.requeue(
+                job,
+                run_after=utcnow() + timedelta(seconds=delay),
+                why=f"retry in {delay:.1f} s after: {failure.message}",
+                error=failure.as_error(),
+            )
             return
         await self._finish(job, JobStatus.FAILED, error=failure.as_error())
 
     async def _finish(self, job: Job, status: JobStatus, **outcome: Any) -> None:
-        async with self.database.sessions() as session:
-            if not await finish_job(session, job, self.worker_id, status, **outcome):
-                log.warning("lost_lease", job_id=job.id, status=status)
-            self.broadcaster.publish(take_pending(session))
+        if not await self.writer.finish(job, status, **outcome):
+            log.warning("lost_lease", job_id=job.id, status=status)
 
     async def _release(self, job: Job, why: str = "worker shut down", delay_s: float = 0) -> None:
         """Back to the queue without spending an attempt (the job was not at fault)."""
-        async with self.database.sessions() as session:
-            await requeue_job(
-                session,
-                job.id,
-                job.org_id,
-                run_after=utcnow() + timedelta(seconds=delay_s),
-                why=why,
-                worker_id=self.worker_id,
-                refund_attempt=True,
-            )
-            self.broadcaster.publish(take_pending(session))
+        await self.writer.requeue(
+            job, run_after=utcnow() + timedelta(seconds=delay_s), why=why, refund_attempt=True
+        )
         self.wakeup.notify()
 
     async def report_progress(self, job: Job, fraction: float, message: str | None) -> None:
-        async with self.database.sessions() as session:
-            await record_progress(session, job, self.worker_id, fraction, message)
-            self.broadcaster.publish(take_pending(session))
+        self.writer.progress(job, fraction, message)
 
     async def report_event(self, job: Job, type_: EventType, data: dict[str, Any]) -> None:
-        async with self.database.sessions() as session:
-            await record_event(session, job, type_, data)
-            self.broadcaster.publish(take_pending(session))
+        await self.writer.event(job, type_, data)
 
     async def _every(self, interval_s: float, action: Any) -> None:
         while True:
@@ -272,7 +270,7 @@ class Worker:
         asked = list(self.running)
         if not asked:
             return
-        async with self.database.sessions() as session:
+        async with self.database.transaction() as session:
             held = await renew_leases(session, self.worker_id, asked, self.options.lease_s)
         for job_id in set(asked) - held:
             # Another worker took it after our lease lapsed: stop our copy.
@@ -282,6 +280,8 @@ class Worker:
                 lost.task.cancel()
 
     async def _watch_cancels(self) -> None:
+        """The fallback for a cancel event that never arrived (e.g. Redis was down), and the
+        hard stop of jobs that ignore cancellation past the grace period."""
         if not self.running:
             return
         async with self.database.sessions() as session:
@@ -292,8 +292,7 @@ class Worker:
             if running is None:
                 continue
             if not running.ctx.cancelled.is_set():
-                running.ctx.cancelled.set()
-                running.cancel_deadline = loop.time() + self.options.cancel_grace_s
+                self._cancel(running)
             elif running.cancel_deadline and loop.time() > running.cancel_deadline:
                 if running.task is not None and not running.task.done():
                     running.task.cancel()

@@ -5,9 +5,10 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 from genway.config import Settings
-from genway.db import Database
+from genway.db import Database, Publisher
 from genway.engines.comfyui.runtime import ComfyUIEngine, comfyui_runtime
 from genway.queue.wakeup import Wakeup
 from genway.ratelimit.tiers import configure_tiers
@@ -35,6 +36,7 @@ async def runtime(settings: Settings) -> AsyncIterator[Runtime]:
     wakeup = Wakeup(settings.resolved_database_url)
     await broadcaster.start()
     await wakeup.start()
+    database.publisher = _publisher(broadcaster, wakeup)
     try:
         async with comfyui_runtime(settings, database) as comfyui:
             yield Runtime(database, broadcaster, wakeup, comfyui)
@@ -42,6 +44,15 @@ async def runtime(settings: Settings) -> AsyncIterator[Runtime]:
         await wakeup.stop()
         await broadcaster.stop()
         await database.dispose()
+
+
+def _publisher(broadcaster: Broadcaster, wakeup: Wakeup) -> Publisher:
+    def publish(events: list[dict[str, Any]], wake: bool) -> None:
+        broadcaster.publish(events)
+        if wake:
+            wakeup.notify()
+
+    return publish
 
 
 def build_worker(settings: Settings, rt: Runtime, options: WorkerOptions | None = None) -> Worker:

@@ -28,7 +28,7 @@ from genway.engines.comfyui.node_policy import (
 )
 from genway.engines.comfyui.outputs import TEMP_FOLDER
 from genway.errors import GenwayError, NotFound
-from genway.jobs.deps import announce, submitter
+from genway.jobs.deps import submitter
 from genway.jobs.states import JobStatus
 from genway.storage import service as artifacts
 from genway.storage.deps import BlobStoreDep, file_response, read_multipart
@@ -78,7 +78,6 @@ async def post_prompt(
         engine.policy,
         max_input_bytes=settings.job_input_max_bytes,
     )
-    announce(request, session)
     engine.prompts.notify(context.org_id)
     return {"prompt_id": prompt_id_of(job), "number": job.id, "node_errors": {}}
 
@@ -118,7 +117,6 @@ async def post_queue(
     wanted = {str(p) for p in body.get("delete") or [] if isinstance(p, str)}
     targets = [j for j in pending if body.get("clear") is True or prompt_id_of(j) in wanted]
     await prompts.cancel_prompts(session, context.org_id, targets)
-    announce(request, session)
     engine.prompts.notify(context.org_id)
     return Response(status_code=200)
 
@@ -137,7 +135,6 @@ async def interrupt(
         and (not isinstance(prompt_id, str) or prompt_id_of(j) == prompt_id)
     ]
     await prompts.cancel_prompts(session, context.org_id, running)
-    announce(request, session)
     engine.prompts.notify(context.org_id)
     return Response(status_code=200)
 

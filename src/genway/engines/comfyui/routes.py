@@ -15,7 +15,7 @@ from genway.db import Database, SessionDep
 from genway.engines.comfyui.job_inputs import GENERATE_KIND
 from genway.errors import GenwayError, InvalidInput
 from genway.jobs import service
-from genway.jobs.deps import announce, submitter
+from genway.jobs.deps import submitter
 from genway.jobs.events import is_final
 from genway.jobs.models import Job
 from genway.jobs.schemas import JobCreate
@@ -82,8 +82,10 @@ async def generate(
         generate_spec(body),
         max_input_bytes=settings.job_input_max_bytes,
     )
-    announce(request, session)
-    await session.close()  # do not hold a database connection while waiting
+    # This request's unit of work ends here (the job is durable before the wait), and no
+    # database connection is held while waiting.
+    await session.commit()
+    await session.close()
     state = request.app.state
     await wait_for_end(state.db, state.broadcaster, job, settings.sync_wait_s)
     job = await service.get_job(session, context.org_id, job.id)

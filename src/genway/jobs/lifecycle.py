@@ -1,0 +1,190 @@
+"""The job state machine as data, and the one function that changes a job's status.
+
+Each allowed transition names the columns it sets and the reason its status event records.
+`transition(...)` applies one to one job or many: a single `UPDATE jobs ... WHERE status =
+<source> AND <fence> RETURNING ...` that also takes each job's next event number, then the status
+events of every row it changed (one INSERT), published once the transaction commits. It is the
+only writer of `jobs.status` besides the INSERT that submits a job (`submitted_event`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Row, Table, insert, true, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from genway.db import on_commit, utcnow
+from genway.jobs.events import EventType
+from genway.jobs.models import JobEvent, jobs_table
+from genway.jobs.states import InvalidTransition, JobStatus
+
+jobs = jobs_table
+job_events: Table = JobEvent.__table__  # type: ignore[assignment]
+# An event to insert: (job id, org id, seq, type, data).
+EventRow = tuple[int, int, int, str, dict[str, Any]]
+Q, R = JobStatus.QUEUED, JobStatus.RUNNING
+S, F, C = JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED
+
+
+def _started(now: datetime) -> dict[str, Any]:
+    return {
+        "attempts": jobs.c.attempts + 1,
+        "started_at": now,
+        "progress": 0.0,
+        "progress_message": None,
+    }
+
+
+def _ended(now: datetime) -> dict[str, Any]:
+    return {"finished_at": now, "lease_expires_at": None}
+
+
+def _succeeded(now: datetime) -> dict[str, Any]:
+    return {**_ended(now), "progress": 1.0}
+
+
+def _requeued(_now: datetime) -> dict[str, Any]:
+    return {"worker_id": None, "lease_expires_at": None}
+
+
+def _cancelled_queued(now: datetime) -> dict[str, Any]:
+    return {"finished_at": now, "cancel_requested": True}
+
+
+@dataclass(frozen=True)
+class Transition:
+    source: JobStatus
+    target: JobStatus
+    reason: str
+    sets: Callable[[datetime], dict[str, Any]]
+    records_attempt: bool = False  # the status event says which attempt it concerns
+
+
+TRANSITIONS: Mapping[tuple[JobStatus, JobStatus], Transition] = {
+    (t.source, t.target): t
+    for t in (
+        Transition(Q, R, "claimed by a worker", _started, records_attempt=True),
+        Transition(Q, C, "cancelled while queued", _cancelled_queued),
+        Transition(R, S, "finished", _succeeded, records_attempt=True),
+        Transition(R, F, "failed", _ended, records_attempt=True),
+        Transition(R, C, "cancelled while running", _ended, records_attempt=True),
+        Transition(R, Q, "returned to the queue for another attempt", _requeued),
+    )
+}
+
+RETURNED = (
+    jobs.c.id,
+    jobs.c.org_id,
+    jobs.c.user_id,
+    jobs.c.kind,
+    jobs.c.attempts,
+    jobs.c.started_at,
+    jobs.c.last_event_seq,
+)
+
+
+def allowed(source: JobStatus, target: JobStatus) -> Transition:
+    """The transition `source → target`. Raises InvalidTransition when the table lacks it."""
+    found = TRANSITIONS.get((source, target))
+    if found is None:
+        raise InvalidTransition(source, target)
+    return found
+
+
+async def transition(
+    session: AsyncSession,
+    source: JobStatus,
+    target: JobStatus,
+    where: ColumnElement[bool] | None = None,
+    *,
+    values: Mapping[str, Any] | None = None,
+    why: str | None = None,
+    event: Mapping[str, Any] | None = None,
+    returning: Sequence[Any] = (),
+    now: datetime | None = None,
+    params: Mapping[str, Any] | None = None,
+    events_out: list[EventRow] | None = None,
+) -> Sequence[Row[Any]]:
+    """Move every job matching `where` that is in `source` to `target`, setting the
+    transition's columns and `values`, and record their status events. Returns the changed
+    rows (id, org_id, user_id, kind, attempts, started_at, last_event_seq, *returning); an empty
+    list when the fence matched nothing. `params` binds parameters the fence leaves open; with
+    `events_out` the status events are added there for the caller's one INSERT
+    (`record_events`) instead of being inserted here. Raises InvalidTransition."""
+    change = allowed(source, target)
+    now = now or utcnow()
+    statement = (
+        update(jobs)
+        .where(jobs.c.status == source, where if where is not None else true())
+        .values(
+            {
+                "status": target,
+                "updated_at": now,
+                "last_event_seq": jobs.c.last_event_seq + 1,
+                **change.sets(now),
+                **(values or {}),
+            }
+        )
+        .returning(*RETURNED, *(column for column in returning if column not in RETURNED))
+    )
+    rows = (await session.execute(statement, dict(params or {}))).all()
+    if rows:
+        reason = f"{change.reason}: {why}" if why else change.reason
+        data = {"status": target, "reason": reason, **(event or {})}
+        events: list[EventRow] = [
+            (row.id, row.org_id, row.last_event_seq, EventType.STATUS, _data(data, row, change))
+            for row in rows
+        ]
+        if events_out is not None:
+            events_out.extend(events)
+        else:
+            await record_events(session, events, now)
+    return rows
+
+
+def _data(data: dict[str, Any], row: Row[Any], change: Transition) -> dict[str, Any]:
+    return {**data, "attempt": row.attempts} if change.records_attempt else data
+
+
+async def record_events(session: AsyncSession, events: Sequence[EventRow], now: datetime) -> None:
+    """Insert events (job id, org id, seq, type, data) in one statement; they are published
+    once the transaction commits."""
+    if not events:
+        return
+    await session.execute(
+        insert(job_events),
+        [
+            {"job_id": job_id, "seq": seq, "type": type_, "data": data, "created_at": now}
+            for job_id, _org_id, seq, type_, data in events
+        ],
+    )
+    created = now.isoformat().replace("+00:00", "Z")
+    on_commit(
+        session,
+        [
+            {
+                "job_id": job_id,
+                "org_id": org_id,
+                "seq": seq,
+                "type": type_,
+                "data": data,
+                "created_at": created,
+            }
+            for job_id, org_id, seq, type_, data in events
+        ],
+    )
+
+
+def submitted_event(job_id: int, org_id: int) -> EventRow:
+    """The first event of a job that was just inserted as queued (its seq is 1)."""
+    return (
+        job_id,
+        org_id,
+        1,
+        EventType.STATUS,
+        {"status": JobStatus.QUEUED, "reason": "submitted"},
+    )

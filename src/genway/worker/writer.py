@@ -1,0 +1,186 @@
+"""One writer per worker process: the events, progress, ends and retries of every job the worker
+runs are written together, in one transaction every few milliseconds (or as soon as `max_items`
+are waiting), in the order they were asked for.
+
+What stays true: a job's events are committed before (or with) its final status, and a client
+hears of an event only after its commit (the publication is an after-commit hook); progress is
+coalesced (the latest value per job and batch is kept), so a crash loses at most progress not yet
+written, never a finished result. Compute time is summed per organization and user per batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import structlog
+
+from genway.db import Database, utcnow
+from genway.jobs.events import EventType
+from genway.jobs.lifecycle import EventRow, record_events
+from genway.jobs.models import Job
+from genway.jobs.states import JobStatus
+from genway.queue.outcomes import finish_job, record_job_events, requeue_job
+from genway.queue.wakeup import notify_queued
+from genway.ratelimit.usage import Metric, record_usage
+
+log = structlog.get_logger("genway.worker")
+
+
+@dataclass
+class _JobWrites:
+    job: Job
+    events: list[tuple[EventType, dict[str, Any]]] = field(default_factory=list)
+    progress: tuple[float, str | None] | None = None
+    waiting: list[asyncio.Future[bool]] = field(default_factory=list)
+
+
+@dataclass
+class _End:
+    job: Job
+    status: JobStatus  # QUEUED for a retry or release
+    outcome: dict[str, Any]
+    done: asyncio.Future[bool]
+
+
+class JobWriter:
+    def __init__(
+        self, database: Database, worker_id: str, *, linger_s: float = 0.002, max_items: int = 500
+    ) -> None:
+        self.database = database
+        self.worker_id = worker_id
+        self.linger_s = linger_s
+        self.max_items = max_items
+        self._writes: dict[int, _JobWrites] = {}
+        self._ends: list[_End] = []
+        self._items = 0
+        self._ready = asyncio.Event()
+        self._full = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> JobWriter:
+        self._task = asyncio.create_task(self._run(), name="job-writer")
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self._flush()  # whatever came in last
+
+    def progress(self, job: Job, fraction: float, message: str | None) -> None:
+        """Record progress (coalesced with later progress of the same batch); does not wait."""
+        self._for(job).progress = (min(1.0, max(0.0, fraction)), message)
+
+    async def event(self, job: Job, type_: EventType, data: dict[str, Any]) -> bool:
+        """Record an event; returns once it is committed (False: the job is no longer ours)."""
+        writes = self._for(job)
+        writes.events.append((type_, data))
+        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        writes.waiting.append(done)
+        return await done
+
+    async def finish(self, job: Job, status: JobStatus, **outcome: Any) -> bool:
+        """End a held job (`result=` / `error=`); False when the worker no longer held it."""
+        return await self._end(job, status, outcome)
+
+    async def requeue(self, job: Job, **outcome: Any) -> bool:
+        """Back to the queue (`run_after`, `why`, `error`, `refund_attempt`)."""
+        return await self._end(job, JobStatus.QUEUED, outcome)
+
+    async def _end(self, job: Job, status: JobStatus, outcome: dict[str, Any]) -> bool:
+        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._ends.append(_End(job, status, outcome, done))
+        self._added()
+        return await done
+
+    def _for(self, job: Job) -> _JobWrites:
+        writes = self._writes.get(job.id)
+        if writes is None:
+            writes = self._writes[job.id] = _JobWrites(job)
+        self._added()
+        return writes
+
+    def _added(self) -> None:
+        self._items += 1
+        self._ready.set()
+        if self._items >= self.max_items:
+            self._full.set()
+
+    async def _run(self) -> None:
+        while True:
+            await self._ready.wait()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._full.wait(), self.linger_s)
+            try:
+                await self._flush()
+            except Exception as exc:  # the callers got the error; keep writing for the others
+                log.error("job_writer_batch_failed", error=str(exc))
+
+    async def _flush(self) -> None:
+        writes, self._writes = list(self._writes.values()), {}
+        ends, self._ends = self._ends, []
+        self._items = 0
+        self._ready.clear()
+        self._full.clear()
+        if not writes and not ends:
+            return
+        waiting = [f for w in writes for f in w.waiting] + [end.done for end in ends]
+        try:
+            results = await self._write(writes, ends)
+        except BaseException as exc:
+            for future in waiting:
+                if not future.done():
+                    future.set_exception(exc if isinstance(exc, Exception) else RuntimeError())
+            raise
+        for w, held in zip(writes, results[: len(writes)], strict=True):
+            for future in w.waiting:
+                if not future.done():
+                    future.set_result(held)
+        for end, ended in zip(ends, results[len(writes) :], strict=True):
+            if not end.done.done():
+                end.done.set_result(ended)
+
+    async def _write(self, writes: list[_JobWrites], ends: list[_End]) -> list[bool]:
+        out: list[EventRow] = []
+        results: list[bool] = []
+        compute: dict[tuple[int, int | None], int] = defaultdict(int)
+        now = utcnow()
+        async with self.database.transaction() as session:
+            for w in writes:
+                events = list(w.events)
+                if w.progress is not None:
+                    fraction, message = w.progress
+                    events.append((EventType.PROGRESS, {"progress": fraction, "message": message}))
+                held = await record_job_events(
+                    session, w.job, self.worker_id, events, w.progress, out
+                )
+                results.append(held)
+            requeued = False
+            for end in ends:
+                ended = await self._apply_end(session, end, out, now)
+                results.append(ended is not None)
+                if ended is not None and end.status is JobStatus.QUEUED:
+                    requeued = True
+                elif ended is not None and end.job.started_at is not None:
+                    spent = int((ended - end.job.started_at).total_seconds() * 1000)
+                    compute[(end.job.org_id, end.job.user_id)] += spent
+            await record_events(session, out, now)
+            for (org_id, user_id), spent in sorted(compute.items(), key=str):
+                await record_usage(session, org_id, Metric.COMPUTE_MS, spent, user_id=user_id)
+            if requeued:
+                await notify_queued(session)
+        return results
+
+    async def _apply_end(
+        self, session: Any, end: _End, out: list[EventRow], now: datetime
+    ) -> datetime | None:
+        if end.status is JobStatus.QUEUED:
+            held = await requeue_job(session, end.job, self.worker_id, out, **end.outcome)
+            return now if held else None
+        return await finish_job(session, end.job, self.worker_id, end.status, out, **end.outcome)
