@@ -1,29 +1,40 @@
 """ComfyUI through Genway vs directly, same run: the transcript's workflow (EmptyImage ->
-ImageInvert -> SaveImage; the fake ComfyUI executes it in a fixed 200 ms) driven by the stock
-client flow (WebSocket open, POST /prompt, wait for `executing` with `node: null`, GET /history,
-GET /view), timed from the submit to the image's last byte.
+ImageInvert -> SaveImage) driven by the stock client flow (WebSocket open, POST /prompt, wait for
+`executing` with `node: null`, GET /history, GET /view), timed from the submit to the image's last
+byte. Every prompt has an EmptyImage color of its own, direct and through Genway alike, so that
+ComfyUI, which reuses the outputs of an identical prompt, executes each one.
 
-Direct: the client talks to a fake backend itself (concurrent clients split evenly over the two
-backends, which is the best a client without Genway can do). Through Genway: `genway serve`
-(SQLite, embedded worker) in front of the same two backends, with an API key. Prints Genway's
-added latency (p50/p99, sequential) and the throughput ratio at 50 concurrent jobs.
-Aim: added p50 <= 20 ms.
+Two backends to choose from:
+  --backend fake (default): two fake ComfyUIs (tests/fakes) that execute any prompt in a fixed
+      200 ms (--execution-time); direct concurrent clients are split evenly over the two, the
+      best a client without Genway can do. Aim: added p50 <= 20 ms.
+  --backend real: ONE real ComfyUI from ../shared/comfyui (--comfyui-dir), on CPU, started as
+      tests/real_comfyui.py does (setup.sh's python, main.py with a base directory of its own
+      in a temporary folder; about 0.9 GiB); every direct client uses it. Aim: added p50 <= 10
+      ms. Without that folder it says so and exits 0.
+Through Genway: `genway serve` (SQLite, embedded worker) in front of the same backends, with an
+API key. Prints Genway's added latency (p50/p99, sequential) and the throughput ratio at 50
+concurrent jobs.
 
-Run: .venv/bin/python bench/comfy_overhead.py [--sequential 40] [--clients 50] [--jobs-per-client 2]
+Run: .venv/bin/python bench/comfy_overhead.py [--backend fake|real] [--sequential 40]
+     [--clients 50] [--jobs-per-client 2]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import copy
+import itertools
 import json
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +45,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(ROOT))
 
-from common import genway_service  # noqa: E402
+from common import free_port, genway_service  # noqa: E402
+
+COMFYUI_DIR = ROOT.parent / "shared" / "comfyui"
+COMFYUI_START_TIMEOUT_S = 180.0
 
 WORKFLOW = {
     "1": {
@@ -44,6 +58,14 @@ WORKFLOW = {
     "2": {"class_type": "ImageInvert", "inputs": {"image": ["1", 0]}},
     "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "bench"}},
 }
+_colors = itertools.count(1)
+
+
+def uncached_workflow() -> dict[str, Any]:
+    """WORKFLOW with an EmptyImage color that no earlier prompt of this run had."""
+    workflow = copy.deepcopy(WORKFLOW)
+    workflow["1"]["inputs"]["color"] = next(_colors) % 0x1000000
+    return workflow
 
 
 async def serve_fakes(count: int, execution_time: float) -> None:
@@ -84,6 +106,59 @@ def fake_backends(count: int, execution_time: float) -> Iterator[list[str]]:
         process.wait(timeout=15)
 
 
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/system_stats", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@contextmanager
+def real_backend(comfyui_dir: Path) -> Iterator[list[str]]:
+    """The real ComfyUI on a free loopback port, started as tests/real_comfyui.py does: the
+    python that `setup.sh` prints, `main.py --cpu` with folders of its own in a temporary one
+    (the shared copy is read-only)."""
+    setup = subprocess.run(
+        [str(comfyui_dir / "setup.sh")], capture_output=True, text=True, check=False, timeout=900
+    )
+    if setup.returncode != 0:
+        raise RuntimeError(f"ComfyUI setup failed: {setup.stderr[-2000:]}")
+    python = setup.stdout.strip().splitlines()[-1]
+    with tempfile.TemporaryDirectory(prefix="bench-comfyui-") as folder:
+        base, port = Path(folder), free_port()
+        output = base / "output"
+        for path in (base / "custom_nodes", base / "models", base / "user", output / "temp"):
+            path.mkdir(parents=True)
+        (output / "input").mkdir()
+        url = f"http://127.0.0.1:{port}"
+        command = [
+            python, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),
+            "--base-directory", str(base), "--output-directory", str(output),
+            "--input-directory", str(output / "input"), "--temp-directory", str(output / "temp"),
+            "--user-directory", str(base / "user"), "--disable-auto-launch",
+        ]  # fmt: skip
+        log_path = base / "comfyui.log"
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                command, cwd=comfyui_dir / "src", stdout=log, stderr=subprocess.STDOUT
+            )
+            try:
+                deadline = time.monotonic() + COMFYUI_START_TIMEOUT_S
+                while not _answers(url):
+                    if process.poll() is not None or time.monotonic() > deadline:
+                        tail = log_path.read_text(errors="replace")[-3000:]
+                        raise RuntimeError(f"the real ComfyUI did not start:\n{tail}")
+                    time.sleep(0.25)
+                yield [url]
+            finally:
+                process.terminate()
+                try:
+                    process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+
+
 class StockClient:
     """One ComfyUI client: one WebSocket with its clientId, prompts run one after another."""
 
@@ -107,7 +182,7 @@ class StockClient:
     async def run(self) -> float:
         """Milliseconds from the submit to the output image's bytes."""
         started = time.perf_counter()
-        body = {"prompt": WORKFLOW, "client_id": self.client_id}
+        body = {"prompt": uncached_workflow(), "client_id": self.client_id}
         response = await self.http.post("/prompt", json=body)
         response.raise_for_status()
         prompt_id = response.json()["prompt_id"]
@@ -152,7 +227,7 @@ def percentile(values: list[float], q: float) -> float:
 
 async def measure(backends: list[str], genway: str, key: str, args: Any) -> dict[str, Any]:
     auth = {"Authorization": f"Bearer {key}"}
-    await sequential(backends[0], {}, 5)  # warm-up: connections, the backends' node caches
+    await sequential(backends[0], {}, 5)  # warm-up: connections, the backends' node imports
     await sequential(genway, auth, 5)
     direct_seq = await sequential(backends[0], {}, args.sequential)
     genway_seq = await sequential(genway, auth, args.sequential)
@@ -170,10 +245,11 @@ async def measure(backends: list[str], genway: str, key: str, args: Any) -> dict
 
 def report(figures: dict[str, Any], args: Any) -> None:
     d, g = figures["direct_seq"], figures["genway_seq"]
-    print(
-        f"comfy_overhead (fake ComfyUI x2, {args.execution_time * 1000:.0f} ms execution; "
-        "Genway: SQLite, embedded worker)"
-    )
+    if args.backend == "real":
+        backend, aim_ms = "real ComfyUI x1, CPU, uncached prompts", 10
+    else:
+        backend, aim_ms = f"fake ComfyUI x2, {args.execution_time * 1000:.0f} ms execution", 20
+    print(f"comfy_overhead ({backend}; Genway: SQLite, embedded worker)")
     print(
         f"  sequential, {args.sequential} jobs      direct p50 {statistics.median(d):7.1f} ms"
         f"  p99 {percentile(d, 0.99):7.1f} ms"
@@ -184,7 +260,7 @@ def report(figures: dict[str, Any], args: Any) -> None:
     )
     print(
         f"  added latency                p50 {statistics.median(g) - statistics.median(d):7.1f} ms"
-        f"  p99 {percentile(g, 0.99) - percentile(d, 0.99):7.1f} ms   (aim: p50 <= 20 ms)"
+        f"  p99 {percentile(g, 0.99) - percentile(d, 0.99):7.1f} ms   (aim: p50 <= {aim_ms} ms)"
     )
     dc, gc = figures["direct_conc"], figures["genway_conc"]
     print(
@@ -201,7 +277,11 @@ def report(figures: dict[str, Any], args: Any) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--backend", choices=["fake", "real"], default="fake")
+    parser.add_argument("--comfyui-dir", type=Path, default=COMFYUI_DIR, help="for --backend real")
     parser.add_argument("--sequential", type=int, default=40)
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--jobs-per-client", type=int, default=2)
@@ -212,7 +292,18 @@ def main() -> None:
     if args.serve_fakes:
         asyncio.run(serve_fakes(args.serve_fakes, args.execution_time))
         return
-    with fake_backends(2, args.execution_time) as backends:
+    backends_cm: AbstractContextManager[list[str]]
+    if args.backend == "real":
+        if not (args.comfyui_dir / "setup.sh").is_file():
+            print(
+                f"comfy_overhead --backend real: skipped, the real ComfyUI is not at "
+                f"{args.comfyui_dir} (pass --comfyui-dir to use a copy elsewhere)"
+            )
+            return
+        backends_cm = real_backend(args.comfyui_dir)
+    else:
+        backends_cm = fake_backends(2, args.execution_time)
+    with backends_cm as backends:
         env = {
             "GENWAY_COMFYUI_URLS": ",".join(backends),
             "GENWAY_EMBEDDED_WORKER": "true",

@@ -1,26 +1,32 @@
-"""No-op jobs through Genway's durable queue against Celery and arq, same machine, same run.
+"""No-op jobs through Genway's durable queue against Celery, arq and pgqueuer, on one machine.
 
 Every system gets the same workload: one producer in this process, ONE worker process with the
 same concurrency, no-op jobs. Genway jobs (`diagnostic.sleep`, `{"seconds": 0}`) are queued
 through the service layer (`genway.jobs.service.create_job`, one transaction per job, as the API
 does) and run by `genway worker`, in two modes: embedded (SQLite, no Redis) and distributed
 (PostgreSQL + Redis). Anchors: Celery 5.4 with a Redis broker (`--pool=threads`: one process
-with N threads, the same shape as one Genway worker running N jobs) and arq (one asyncio
-process, `max_jobs` N, its default 0.5 s poll).
+with N threads, the same shape as one Genway worker running N jobs), arq (one asyncio
+process, `max_jobs` N, its default 0.5 s poll) and pgqueuer (PostgreSQL only, LISTEN/NOTIFY:
+one process running `pgqueuer.run`, what `pgq run` does, on uvloop like it; one asyncpg
+connection, `max_concurrent_tasks` N and `batch_size` N/2, the largest it accepts; one
+`Queries.enqueue` per job, in a database of its own, `bench_pgqueuer` on the --pg-url server,
+created if missing, its schema replaced and pgqueuer's installed).
 
-Two cases, each split over interleaved rounds (A B C D, then D C B A) so that load from anything
+Two cases, each split over interleaved rounds (A B C ..., then ... C B A) so that load from anything
 else on the machine falls on every system alike:
   burst:   enqueue the jobs as fast as the producer can while the worker drains;
            jobs/s = jobs / (first enqueue -> last finished), summed over rounds.
   trickle: enqueue at a steady rate the worker easily keeps up with;
            dispatch latency = enqueue -> start (goal for Genway distributed: p50 <= 10 ms).
 Genway's times are the jobs' own `created_at`/`started_at`/`finished_at` columns; the anchors'
-are a timestamp passed in the task arguments and two taken inside the task. "after enqueue" is
+are a timestamp passed in the task arguments (pgqueuer: its payload) and two taken inside the
+task, pushed onto a Redis list (the same sink for all three). "after enqueue" is
 the part of the dispatch latency after the enqueue call returned (for Genway: after the commit).
 
 Run: .venv/bin/python bench/job_queue.py [--jobs 600] [--trickle-jobs 80] [--concurrency 8]
 Needs PostgreSQL (--pg-url; the database is created if missing and its schema is replaced) and
-Redis (--redis-url, db 5 by default).
+Redis (--redis-url, db 5 by default). Prints Genway's throughput ratio to each anchor; the goal
+is distributed / Celery >= 1, and distributed / pgqueuer is printed beside it.
 """
 
 from __future__ import annotations
@@ -34,10 +40,10 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.append(str(Path(__file__).resolve().parent.parent))  # bench.anchors, like the workers
@@ -45,6 +51,7 @@ sys.path.append(str(Path(__file__).resolve().parent.parent))  # bench.anchors, l
 import redis
 from common import GENWAY, ROOT, reset_postgres, worker_process
 from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
 
 from genway.db import Database
 from genway.jobs.models import Job
@@ -56,6 +63,9 @@ from genway.orgs.models import Tier
 from genway.orgs.service import create_organization, create_user
 from genway.worker.registry import load_executors
 
+if TYPE_CHECKING:
+    from pgqueuer.models import Job
+
 DEFAULT_PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/genway_bench"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/5"
 WARMUP_JOBS = 20
@@ -66,6 +76,9 @@ NOOP = JobCreate(kind="diagnostic.sleep", input={"seconds": 0})
 # can stay `running` for ever (see bench/RESULTS.md). The heartbeat itself costs one UPDATE per
 # lease/3, so this does not change the throughput measured.
 GENWAY_LEASE_S = "3600"
+PGQ_DATABASE = "bench_pgqueuer"
+PGQ_ENTRYPOINT = "bench_noop"
+PGQ_DONE_KEY = "bench:pgqueuer:done"
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -358,6 +371,78 @@ async def arq_target(stack: contextlib.AsyncExitStack, plan: Plan, redis_url: st
     return await anchor_target(stack, name, redis_url, worker, arq_worker.DONE_KEY, send, plan)
 
 
+@contextlib.asynccontextmanager
+async def pgqueuer_worker() -> AsyncIterator[object]:
+    """The pgqueuer anchor's worker factory, for `pgqueuer.run` (BENCH_PGQUEUER_DSN,
+    BENCH_REDIS_URL, BENCH_CONCURRENCY)."""
+    import asyncpg
+    import redis.asyncio
+    from pgqueuer import PgQueuer
+    from pgqueuer.db import AsyncpgDriver
+
+    connection = await asyncpg.connect(os.environ["BENCH_PGQUEUER_DSN"])
+    sink = redis.asyncio.Redis.from_url(os.environ["BENCH_REDIS_URL"])
+    pgq = PgQueuer(AsyncpgDriver(connection))
+    _batch, cap = pgqueuer_limits(int(os.environ["BENCH_CONCURRENCY"]))
+
+    @pgq.entrypoint(PGQ_ENTRYPOINT, concurrency_limit=0 if cap else 1, accepts_context=False)
+    async def noop(job: Job) -> None:
+        started = time.time()
+        seq, sent = json.loads(job.payload or b"null")
+        await sink.rpush(PGQ_DONE_KEY, json.dumps([seq, sent, started, time.time()]))
+
+    try:
+        yield pgq
+    finally:
+        await sink.aclose()
+        await connection.close()
+
+
+def pgqueuer_limits(concurrency: int) -> tuple[int, int | None]:
+    """pgqueuer's batch size and `max_concurrent_tasks` for a worker running `concurrency` jobs.
+
+    `max_concurrent_tasks` must be at least twice the batch size, so a concurrency of 1 has no
+    cap there and the entrypoint's own limit (1) does it instead."""
+    batch = max(1, concurrency // 2)
+    return batch, (concurrency if concurrency >= 2 * batch else None)
+
+
+def run_pgqueuer_worker(concurrency: int) -> None:
+    """The pgqueuer anchor's worker process: `pgqueuer.run`, which is what `pgq run` does (the
+    CLI of pgqueuer 1.6.0 fails with typer 0.29.2: `--log-level` reaches the logger as a str)."""
+    import pgqueuer
+    import uvloop
+
+    batch, cap = pgqueuer_limits(concurrency)
+    uvloop.run(pgqueuer.run(pgqueuer_worker, batch_size=batch, max_concurrent_tasks=cap))
+
+
+async def pgqueuer_target(
+    stack: contextlib.AsyncExitStack, plan: Plan, pg_url: str, redis_url: str
+) -> AnchorTarget:
+    try:
+        import asyncpg
+        from pgqueuer.db import AsyncpgDriver
+        from pgqueuer.queries import Queries
+    except ImportError as exc:
+        raise Unavailable("pgqueuer skipped: not installed (pip install -e '.[bench]')") from exc
+    url = make_url(pg_url).set(database=PGQ_DATABASE)
+    await reset_postgres(url.render_as_string(hide_password=False))
+    dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    connection = await asyncpg.connect(dsn)
+    stack.push_async_callback(connection.close)
+    queries = Queries(AsyncpgDriver(connection))
+    await queries.install()
+    os.environ["BENCH_PGQUEUER_DSN"] = dsn
+    worker = [sys.executable, __file__, "--pgqueuer-worker", "--concurrency", str(plan.concurrency)]
+
+    async def send(seq: int, sent: float) -> None:
+        await queries.enqueue(PGQ_ENTRYPOINT, json.dumps([seq, sent]).encode())
+
+    name = f"pgqueuer (PG, batch {pgqueuer_limits(plan.concurrency)[0]})"
+    return await anchor_target(stack, name, redis_url, worker, PGQ_DONE_KEY, send, plan)
+
+
 # --- the run -----------------------------------------------------------------------------------
 
 
@@ -418,6 +503,10 @@ def report(
     if distributed and celery:
         ratio = burst[distributed].jobs_per_s / burst[celery].jobs_per_s
         print(f"  goal: distributed throughput / celery >= 1.00: {ratio:.2f}")
+    pgqueuer = next((n for n in anchors if n.startswith("pgqueuer")), None)
+    if distributed and pgqueuer:
+        ratio = burst[distributed].jobs_per_s / burst[pgqueuer].jobs_per_s
+        print(f"  distributed throughput / pgqueuer (both on PostgreSQL): {ratio:.2f}")
     if distributed and trickle:
         p50 = trickle[distributed].dispatch_ms(0.5)
         print(f"  goal: distributed dispatch p50 <= 10 ms: {p50:.1f} ms")
@@ -432,6 +521,7 @@ async def run(args: argparse.Namespace) -> None:
         ),
         "celery": lambda s: celery_target(s, plan, args.redis_url, args.celery_pool),
         "arq": lambda s: arq_target(s, plan, args.redis_url),
+        "pgqueuer": lambda s: pgqueuer_target(s, plan, args.pg_url, args.redis_url),
     }
     skipped = []
     async with contextlib.AsyncExitStack() as stack:
@@ -467,10 +557,15 @@ def main() -> None:
     parser.add_argument("--redis-url", default=DEFAULT_REDIS)
     parser.add_argument("--celery-pool", default="threads", choices=["threads", "prefork", "solo"])
     parser.add_argument(
-        "--systems", default="sqlite,distributed,celery,arq",
-        help="comma-separated subset of sqlite,distributed,celery,arq",
+        "--systems", default="sqlite,distributed,celery,arq,pgqueuer",
+        help="comma-separated subset of sqlite,distributed,celery,arq,pgqueuer",
     )  # fmt: skip
-    asyncio.run(run(parser.parse_args()))
+    parser.add_argument("--pgqueuer-worker", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.pgqueuer_worker:
+        run_pgqueuer_worker(args.concurrency)
+        return
+    asyncio.run(run(args))
 
 
 if __name__ == "__main__":
