@@ -173,7 +173,7 @@ class GenwayTarget:
 
     async def enqueue(self) -> int:
         """One job, one transaction: what the API does for a submission."""
-        async with self.database.sessions() as session:
+        async with self.database.transaction() as session:
             job, _created = await create_job(session, self.submitter, NOOP, max_input_bytes=1 << 20)
             return job.id
 

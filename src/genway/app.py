@@ -36,7 +36,6 @@ from genway.projects.routes import router as projects_router
 from genway.promode.routes import router as promode_router
 from genway.ratelimit.limiter import RateLimiter
 from genway.ratelimit.middleware import RateLimitHeadersMiddleware
-from genway.ratelimit.request_meter import RequestMeter, metering
 from genway.ratelimit.routes import router as usage_router
 from genway.storage.routes import router as storage_router
 from genway.worker.runner import running_worker
@@ -64,16 +63,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.principal_cache = PrincipalCache(
                 rt.database, enabled=settings.is_sqlite and not settings.redis_url
             )
-            meter = RequestMeter(rt.database.sessions)
-            app.state.request_meter = meter
-            async with metering(meter, settings.usage_flush_interval_s):
-                if not settings.embedded_worker:
-                    yield
-                    return
-                worker = build_worker(settings, rt)
-                app.state.worker = worker
-                async with running_worker(worker):
-                    yield
+            app.state.request_meter = rt.usage
+            if not settings.embedded_worker:
+                yield
+                return
+            worker = build_worker(settings, rt)
+            app.state.worker = worker
+            async with running_worker(worker):
+                yield
 
     app = FastAPI(
         title="Genway",

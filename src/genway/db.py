@@ -10,7 +10,8 @@ the commit, and dropped with a rollback.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -38,20 +39,40 @@ NAMING_CONVENTION = {
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 PENDING_EVENTS = "genway_pending_events"
 PENDING_WAKEUP = "genway_pending_wakeup"
+PENDING_USAGE = "genway_pending_usage"
+# (org id, user id, metric, amount): a usage increment no quota depends on.
+UsageIncrement = tuple[int, int | None, str, int]
 
-# (events, wake workers) after a commit; set by the runtime that owns the Database.
-Publisher = Callable[[list[dict[str, Any]], bool], None]
+
+@dataclass
+class Committed:
+    """What one transaction produced for the outside world, handed over after its commit."""
+
+    events: list[dict[str, Any]]
+    wake: bool
+    usage: list[UsageIncrement]
+
+
+# Set by the runtime that owns the Database.
+Publisher = Callable[[Committed], None]
 
 
 def on_commit(
-    session: AsyncSession | Session, events: list[dict[str, Any]], wake: bool = False
+    session: AsyncSession | Session,
+    events: Sequence[dict[str, Any]] = (),
+    *,
+    wake: bool = False,
+    usage: Sequence[UsageIncrement] = (),
 ) -> None:
-    """Publish `events` (and wake idle workers) once the session's transaction commits."""
+    """Once the session's transaction commits: publish `events`, wake idle workers, count
+    `usage` (buffered). A rollback drops them."""
     info = session.info
     if events:
         info.setdefault(PENDING_EVENTS, []).extend(events)
     if wake:
         info[PENDING_WAKEUP] = True
+    if usage:
+        info.setdefault(PENDING_USAGE, []).extend(usage)
 
 
 class Base(DeclarativeBase):
@@ -161,15 +182,17 @@ class Database:
             self.auth_generation += 1
 
     def _publish_pending(self, session: Session) -> None:
-        events: list[dict[str, Any]] = session.info.pop(PENDING_EVENTS, [])
-        wake = bool(session.info.pop(PENDING_WAKEUP, False))
-        if (events or wake) and self.publisher is not None:
-            self.publisher(events, wake)
+        info = session.info
+        events: list[dict[str, Any]] = info.pop(PENDING_EVENTS, [])
+        wake = bool(info.pop(PENDING_WAKEUP, False))
+        usage: list[UsageIncrement] = info.pop(PENDING_USAGE, [])
+        if (events or wake or usage) and self.publisher is not None:
+            self.publisher(Committed(events, wake, usage))
 
     @staticmethod
     def _drop_pending(session: Session) -> None:
-        session.info.pop(PENDING_EVENTS, None)
-        session.info.pop(PENDING_WAKEUP, None)
+        for key in (PENDING_EVENTS, PENDING_WAKEUP, PENDING_USAGE):
+            session.info.pop(key, None)
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:

@@ -30,7 +30,9 @@ def settings(settings: Settings) -> Settings:
 
 
 def start_worker(app: FastAPI, settings: Settings, concurrency: int) -> Any:
-    runtime = Runtime(app.state.db, app.state.broadcaster, app.state.wakeup)
+    runtime = Runtime(
+        app.state.db, app.state.broadcaster, app.state.wakeup, app.state.request_meter
+    )
     worker = build_worker(
         settings, runtime, WorkerOptions(concurrency=concurrency, idle_poll_s=0.05)
     )

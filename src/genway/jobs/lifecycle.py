@@ -155,13 +155,11 @@ async def record_events(session: AsyncSession, events: Sequence[EventRow], now: 
     once the transaction commits."""
     if not events:
         return
-    await session.execute(
-        insert(job_events),
-        [
-            {"job_id": job_id, "seq": seq, "type": type_, "data": data, "created_at": now}
-            for job_id, _org_id, seq, type_, data in events
-        ],
-    )
+    rows = [
+        {"job_id": job_id, "seq": seq, "type": type_, "data": data, "created_at": now}
+        for job_id, _org_id, seq, type_, data in events
+    ]
+    await session.execute(insert(job_events), rows if len(rows) > 1 else rows[0])
     created = now.isoformat().replace("+00:00", "Z")
     on_commit(
         session,

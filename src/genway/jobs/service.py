@@ -11,10 +11,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, and_, func, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from genway.db import utcnow
+from genway.db import on_commit, utcnow
 from genway.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
 from genway.jobs.events import EventType, append_event
 from genway.jobs.lifecycle import record_events, submitted_event, transition
@@ -25,7 +25,7 @@ from genway.orgs.models import Organization
 from genway.queue.wakeup import notify_queued
 from genway.ratelimit.quotas import QuotaExceeded, consume_quota, quota_metric
 from genway.ratelimit.tiers import limits_for
-from genway.ratelimit.usage import Metric, record_usage
+from genway.ratelimit.usage import Metric
 from genway.worker.registry import validate_job_input
 
 
@@ -47,6 +47,15 @@ class JobFilters:
     project_id: int | None = None
     created_after: datetime | None = None
     created_before: datetime | None = None
+
+
+# Built once per dialect; the values are bound at execution, so the compiled form is reused.
+_INSERT_JOB = {
+    dialect.__name__.rsplit(".", 1)[-1]: dialect.insert(jobs_table)
+    .on_conflict_do_nothing(index_elements=[jobs_table.c.org_id, jobs_table.c.idempotency_key])
+    .returning(*jobs_table.c)
+    for dialect in (postgresql, sqlite)
+}
 
 
 def org_jobs(org_id: int) -> Select[Job]:
@@ -83,38 +92,45 @@ async def create_job(
         existing = await _by_idempotency_key(session, submitter.org_id, idempotency_key)
         if existing is not None:
             return _replay(existing, request_hash), False
-    job = Job(
-        org_id=submitter.org_id,
-        user_id=submitter.user_id,
-        api_key_id=submitter.api_key_id,
-        project_id=spec.project_id,
-        parent_id=parent_id,
-        kind=spec.kind,
-        input=normalized,
-        status=JobStatus.QUEUED,
-        priority=spec.priority,
-        max_attempts=spec.max_attempts,
-        timeout_s=spec.timeout_s or executor.default_timeout_s,
-        idempotency_key=idempotency_key,
-        request_hash=request_hash,
-        run_after=utcnow(),
-        created_at=utcnow(),
-        last_event_seq=1,  # the "queued" event below
-    )
-    session.add(job)
-    try:
-        await session.flush()
-    except IntegrityError:
-        await session.rollback()
+    now = utcnow()
+    values = {
+        "org_id": submitter.org_id,
+        "user_id": submitter.user_id,
+        "api_key_id": submitter.api_key_id,
+        "project_id": spec.project_id,
+        "parent_id": parent_id,
+        "kind": spec.kind,
+        "input": normalized,
+        "status": JobStatus.QUEUED,
+        "priority": spec.priority,
+        "max_attempts": spec.max_attempts,
+        "timeout_s": spec.timeout_s or executor.default_timeout_s,
+        "idempotency_key": idempotency_key,
+        "request_hash": request_hash,
+        "run_after": now,
+        "created_at": now,
+        "updated_at": now,
+        "last_event_seq": 1,  # the "queued" event below
+    }
+    job = await _insert_job(session, values)
+    if job is None:
+        # Another request with the same key won the race: answer as it was answered.
         existing = await _by_idempotency_key(session, submitter.org_id, idempotency_key or "")
-        if existing is None:
-            raise
+        assert existing is not None
         return _replay(existing, request_hash), False
     await record_events(session, [submitted_event(job.id, job.org_id)], job.created_at)
     await notify_queued(session)
     # Last before the commit at the boundary: the counter rows it upserts stay locked until then.
     await _meter_submission(session, submitter, job)
     return job, True
+
+
+async def _insert_job(session: AsyncSession, values: dict[str, Any]) -> Job | None:
+    """INSERT the job, or nothing when its idempotency key is taken (None). Core, with the
+    values bound at execution: the ORM's unit of work costs more than the insert itself."""
+    statement = _INSERT_JOB[session.bind.dialect.name]  # type: ignore[union-attr]
+    row = (await session.execute(statement, values)).one_or_none()
+    return Job(**row._mapping) if row is not None else None
 
 
 async def _meter_submission(session: AsyncSession, submitter: Submitter, job: Job) -> None:
@@ -126,8 +142,8 @@ async def _meter_submission(session: AsyncSession, submitter: Submitter, job: Jo
         except QuotaExceeded:
             await session.rollback()
             raise
-    await record_usage(
-        session, submitter.org_id, f"{Metric.JOBS}:{job.kind}", user_id=submitter.user_id
+    on_commit(
+        session, usage=[(submitter.org_id, submitter.user_id, f"{Metric.JOBS}:{job.kind}", 1)]
     )
 
 

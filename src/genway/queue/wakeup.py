@@ -23,7 +23,7 @@ CHANNEL = "genway_jobs_queued"
 async def notify_queued(session: AsyncSession) -> None:
     """Inside the queueing transaction: wake idle workers once it commits, in this process and
     (PostgreSQL's NOTIFY, delivered at commit) on every other."""
-    on_commit(session, [], wake=True)
+    on_commit(session, wake=True)
     if session.bind.dialect.name == "postgresql":  # type: ignore[union-attr]
         await session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": CHANNEL})
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
 
 from genway.config import Settings
-from genway.db import Database, Publisher
+from genway.db import Committed, Database, Publisher
 from genway.engines.comfyui.runtime import ComfyUIEngine, comfyui_runtime
 from genway.queue.wakeup import Wakeup
 from genway.ratelimit.tiers import configure_tiers
+from genway.ratelimit.usage_buffer import UsageBuffer, metering
 from genway.realtime.broadcast import Broadcaster, create_broadcaster
 from genway.worker.registry import load_executors
 from genway.worker.runner import Worker, WorkerOptions
@@ -24,6 +24,7 @@ class Runtime:
     database: Database
     broadcaster: Broadcaster
     wakeup: Wakeup
+    usage: UsageBuffer
     comfyui: ComfyUIEngine | None = None
 
 
@@ -34,23 +35,28 @@ async def runtime(settings: Settings) -> AsyncIterator[Runtime]:
     database = Database(settings.resolved_database_url)
     broadcaster = create_broadcaster(settings.redis_url, settings.events_channel)
     wakeup = Wakeup(settings.resolved_database_url)
+    usage = UsageBuffer(database.sessions)
     await broadcaster.start()
     await wakeup.start()
-    database.publisher = _publisher(broadcaster, wakeup)
+    database.publisher = _publisher(broadcaster, wakeup, usage)
     try:
-        async with comfyui_runtime(settings, database) as comfyui:
-            yield Runtime(database, broadcaster, wakeup, comfyui)
+        async with (
+            metering(usage, settings.usage_flush_interval_s),
+            comfyui_runtime(settings, database) as comfyui,
+        ):
+            yield Runtime(database, broadcaster, wakeup, usage, comfyui)
     finally:
         await wakeup.stop()
         await broadcaster.stop()
         await database.dispose()
 
 
-def _publisher(broadcaster: Broadcaster, wakeup: Wakeup) -> Publisher:
-    def publish(events: list[dict[str, Any]], wake: bool) -> None:
-        broadcaster.publish(events)
-        if wake:
+def _publisher(broadcaster: Broadcaster, wakeup: Wakeup, usage: UsageBuffer) -> Publisher:
+    def publish(committed: Committed) -> None:
+        broadcaster.publish(committed.events)
+        if committed.wake:
             wakeup.notify()
+        usage.add(committed.usage)
 
     return publish
 

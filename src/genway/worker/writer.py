@@ -5,7 +5,7 @@ are waiting), in the order they were asked for.
 What stays true: a job's events are committed before (or with) its final status, and a client
 hears of an event only after its commit (the publication is an after-commit hook); progress is
 coalesced (the latest value per job and batch is kept), so a crash loses at most progress not yet
-written, never a finished result. Compute time is summed per organization and user per batch.
+written, never a finished result. Compute time goes to the usage buffer (ratelimit/usage_buffer.py).
 """
 
 from __future__ import annotations
@@ -19,14 +19,14 @@ from typing import Any
 
 import structlog
 
-from genway.db import Database, utcnow
+from genway.db import Database, on_commit, utcnow
 from genway.jobs.events import EventType
 from genway.jobs.lifecycle import EventRow, record_events
 from genway.jobs.models import Job
 from genway.jobs.states import JobStatus
 from genway.queue.outcomes import finish_job, record_job_events, requeue_job
 from genway.queue.wakeup import notify_queued
-from genway.ratelimit.usage import Metric, record_usage
+from genway.ratelimit.usage import Metric
 
 log = structlog.get_logger("genway.worker")
 
@@ -171,8 +171,8 @@ class JobWriter:
                     spent = int((ended - end.job.started_at).total_seconds() * 1000)
                     compute[(end.job.org_id, end.job.user_id)] += spent
             await record_events(session, out, now)
-            for (org_id, user_id), spent in sorted(compute.items(), key=str):
-                await record_usage(session, org_id, Metric.COMPUTE_MS, spent, user_id=user_id)
+            usage = [(org, user, Metric.COMPUTE_MS, ms) for (org, user), ms in compute.items()]
+            on_commit(session, usage=usage)
             if requeued:
                 await notify_queued(session)
         return results
