@@ -40,6 +40,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    true,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -76,7 +77,7 @@ def _runnable(table: Any) -> Any:
 
 
 @functools.cache
-def _choice(tiers_id: int, org_filter: bool) -> Select[Any]:
+def _choice(tiers_id: int, org_filter: bool, lateral: bool) -> Select[Any]:
     """(job id, org id, org's limit) of the jobs to claim, best first. `org_filter` restricts
     it to the organizations in the expanding parameter `orgs`."""
     del tiers_id  # part of the cache key: the tier table's limits are literals in the SQL
@@ -98,30 +99,41 @@ def _choice(tiers_id: int, org_filter: bool) -> Select[Any]:
     if org_filter:
         active = active.where(orgs.c.id.in_(bindparam("orgs", expanding=True)))
     org = active.subquery("org")
-    best = jobs.alias("best")
-    # Each organization's best `wanted` runnable jobs: one index probe per organization.
-    its_best = (
-        select(best.c.id)
-        .where(best.c.org_id == org.c.id, _runnable(best))
-        .order_by(best.c.priority.desc(), best.c.id)
-        .limit(WANTED)
-    )
-    job = jobs.alias("job")
-    rank = func.row_number().over(
-        partition_by=job.c.org_id, order_by=(job.c.priority.desc(), job.c.id)
-    )
-    ranked = (
-        select(
-            job.c.id,
-            job.c.org_id,
-            job.c.priority,
-            org.c.max_running,
-            (org.c.in_use + rank).label("turn"),
+    if lateral:
+        # PostgreSQL: each organization's best `wanted` runnable jobs, one index probe each.
+        best = jobs.alias("best")
+        picks = (
+            select(best.c.id, best.c.priority)
+            .where(best.c.org_id == org.c.id, _runnable(best))
+            .order_by(best.c.priority.desc(), best.c.id)
+            .limit(WANTED)
+            .lateral("pick")
         )
-        .join(org, org.c.id == job.c.org_id)
-        .where(job.c.id.in_(its_best.scalar_subquery()))
-        .subquery("ranked")
+        source = (
+            select(org, picks.c.id.label("job_id"), picks.c.priority)
+            .select_from(org.join(picks, true()))
+            .subquery("candidate")
+        )
+    else:
+        # SQLite (no LATERAL): the runnable jobs, found through `ix_jobs_claim`.
+        runnable = jobs.alias("runnable")
+        source = (
+            select(org, runnable.c.id.label("job_id"), runnable.c.priority)
+            .join(runnable, runnable.c.org_id == org.c.id)
+            .where(_runnable(runnable))
+            .subquery("candidate")
+        )
+    job_id = source.c.job_id
+    rank = func.row_number().over(
+        partition_by=source.c.id, order_by=(source.c.priority.desc(), job_id)
     )
+    ranked = select(
+        job_id.label("id"),
+        source.c.id.label("org_id"),
+        source.c.priority,
+        source.c.max_running,
+        (source.c.in_use + rank).label("turn"),
+    ).subquery("ranked")
     return (
         select(ranked.c.id, ranked.c.org_id, ranked.c.max_running)
         .where(or_(ranked.c.max_running.is_(None), ranked.c.turn <= ranked.c.max_running))
@@ -147,7 +159,7 @@ async def claim_jobs(
         if not await session.scalar(anything, {"now": utcnow(), "kinds": list(kinds)}):
             return []
     tiers_id = id(current_tier_table())
-    choice = _choice(tiers_id, False)
+    choice = _choice(tiers_id, False, postgres)
     params = _params(kinds, wanted)
     chosen = choice.with_only_columns(choice.selected_columns.id)
     if postgres:
@@ -160,7 +172,7 @@ async def claim_jobs(
                 .order_by(orgs.c.id)
                 .with_for_update()
             )
-            narrowed = _choice(tiers_id, True)
+            narrowed = _choice(tiers_id, True, True)
             # Decided again now that no other claimer can take these organizations' slots.
             unlimited = [row.id for row in picked if row.max_running is None]
             again = (await session.execute(narrowed, _params(kinds, wanted, orgs=limited))).all()

@@ -1,10 +1,13 @@
-"""Waking idle workers when a job is queued: in process, and across machines with PostgreSQL's
-LISTEN/NOTIFY (the notification is sent by the transaction that queues the job, at commit)."""
+"""Waking idle workers when a job is queued: in process, across machines with PostgreSQL's
+LISTEN/NOTIFY (the notification is sent by the transaction that queues the job, at commit), and
+across processes on one SQLite file by watching its `PRAGMA data_version` (it changes when
+another connection commits; reading it costs microseconds and takes no lock)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 from typing import Any
 
 import asyncpg
@@ -18,6 +21,7 @@ from genway.db import on_commit
 log = structlog.get_logger("genway.wakeup")
 
 CHANNEL = "genway_jobs_queued"
+SQLITE_WATCH_S = 0.005
 
 
 async def notify_queued(session: AsyncSession) -> None:
@@ -29,20 +33,45 @@ async def notify_queued(session: AsyncSession) -> None:
 
 
 class Wakeup:
-    """An idle worker waits here; `notify()` (same process) or a NOTIFY (any process) wakes it."""
+    """An idle worker waits here; `notify()` (same process), a NOTIFY (PostgreSQL, any process)
+    or a commit to the SQLite file (any process on the machine) wakes it."""
 
     def __init__(self, database_url: str | None = None) -> None:
         self._event = asyncio.Event()
         self._url = database_url
         self._connection: Any = None
+        self._sqlite_watch: asyncio.Task[None] | None = None
 
     def notify(self) -> None:
         self._event.set()
 
     async def wait(self, timeout_s: float) -> None:
+        if self._sqlite_watch is None and self._url and self._url.startswith("sqlite"):
+            # Started by the first waiter: API processes never wait and never watch.
+            self._sqlite_watch = asyncio.create_task(self._watch_sqlite(), name="sqlite-watch")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._event.wait(), timeout_s)
         self._event.clear()
+
+    async def _watch_sqlite(self) -> None:
+        path = make_url(self._url or "").database
+        if not path or path == ":memory:":
+            return
+        try:
+            connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        except sqlite3.Error as exc:
+            log.error("sqlite_watch_failed", error=str(exc))
+            return
+        try:
+            last = connection.execute("PRAGMA data_version").fetchone()[0]
+            while True:
+                await asyncio.sleep(SQLITE_WATCH_S)
+                version = connection.execute("PRAGMA data_version").fetchone()[0]
+                if version != last:
+                    last = version
+                    self._event.set()
+        finally:
+            connection.close()
 
     async def start(self) -> None:
         if not self._url or not self._url.startswith("postgresql"):
@@ -59,6 +88,11 @@ class Wakeup:
         self._event.set()
 
     async def stop(self) -> None:
+        if self._sqlite_watch is not None:
+            self._sqlite_watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sqlite_watch
+            self._sqlite_watch = None
         if self._connection is not None:
             with contextlib.suppress(Exception):
                 await self._connection.close()

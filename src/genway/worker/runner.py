@@ -33,6 +33,7 @@ from genway.worker.registry import get_executor, known_kinds
 from genway.worker.writer import JobWriter
 
 log = structlog.get_logger("genway.worker")
+CLAIM_LINGER_S = 0.003
 
 
 @dataclass
@@ -119,6 +120,13 @@ class Worker:
                 self._freed.clear()
                 await self._freed.wait()
                 continue
+            if free < self.options.concurrency // 2:
+                # Let a few more slots free up (ends are written in batches): one claim for
+                # several jobs costs about what a claim for one does.
+                self._freed.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._freed.wait(), CLAIM_LINGER_S)
+                free = self.options.concurrency - len(self.running)
             try:
                 jobs = await self._claim(free)
             except Exception as exc:  # database hiccup: back off, keep the worker alive
