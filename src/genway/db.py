@@ -40,6 +40,7 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 PENDING_EVENTS = "genway_pending_events"
 PENDING_WAKEUP = "genway_pending_wakeup"
 PENDING_USAGE = "genway_pending_usage"
+WROTE = "genway_wrote"  # a statement other than SELECT ran in the current transaction
 # (org id, user id, metric, amount): a usage increment no quota depends on.
 UsageIncrement = tuple[int, int | None, str, int]
 
@@ -166,11 +167,14 @@ class Database:
 
     @staticmethod
     def _note_auth_change(session: Session, _context: object) -> None:
+        session.info[WROTE] = True
         if _touches_auth(session):
             session.info["auth_changed"] = True
 
     @staticmethod
     def _note_statement(state: ORMExecuteState) -> None:
+        if not state.is_select:
+            state.session.info[WROTE] = True
         # ORM-enabled UPDATE/DELETE by entity; Core statements on a bare Table (such as the
         # last-used timestamp of a key) deliberately do not count.
         if (state.is_update or state.is_delete) and state.bind_mapper is not None:
@@ -183,6 +187,7 @@ class Database:
 
     def _publish_pending(self, session: Session) -> None:
         info = session.info
+        info.pop(WROTE, None)
         events: list[dict[str, Any]] = info.pop(PENDING_EVENTS, [])
         wake = bool(info.pop(PENDING_WAKEUP, False))
         usage: list[UsageIncrement] = info.pop(PENDING_USAGE, [])
@@ -191,19 +196,21 @@ class Database:
 
     @staticmethod
     def _drop_pending(session: Session) -> None:
-        for key in (PENDING_EVENTS, PENDING_WAKEUP, PENDING_USAGE):
+        for key in (PENDING_EVENTS, PENDING_WAKEUP, PENDING_USAGE, WROTE):
             session.info.pop(key, None)
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """A session committed when the block ends (rolled back if it raises)."""
+        """A session committed when the block ends (rolled back if it raises). A block that
+        only read ends without a COMMIT round trip (closing the session ends its transaction)."""
         async with self.sessions() as session:
             try:
                 yield session
             except BaseException:
                 await session.rollback()
                 raise
-            await session.commit()
+            if session.info.pop(WROTE, False) or session.new or session.dirty or session.deleted:
+                await session.commit()
 
     @property
     def is_sqlite(self) -> bool:
