@@ -153,7 +153,7 @@ async def register_user(
     email = _normalize_email(email)
     if await session.scalar(select(User.id).where(User.email == email)) is not None:
         raise Conflict("A user with this email already exists")
-    user = User(email=email, password_hash=hash_password(password), full_name=full_name)
+    user = User(email=email, password_hash=await hash_password(password), full_name=full_name)
     session.add(user)
     await session.commit()
     return user
@@ -170,7 +170,7 @@ def check_password_strength(password: str, settings: Settings) -> None:
 async def login(session: AsyncSession, email: str, password: str, settings: Settings) -> TokenPair:
     """Start a login session. Raises Unauthorized on bad credentials or a deactivated user."""
     user = await session.scalar(select(User).where(User.email == _normalize_email(email)))
-    if not verify_password(password, user.password_hash if user else None) or user is None:
+    if not await verify_password(password, user.password_hash if user else None) or user is None:
         raise Unauthorized("Incorrect email or password")
     if not user.is_active:
         raise Unauthorized("User account is deactivated")

@@ -54,7 +54,7 @@ async def create_user(
         raise Conflict(f"A user with email {normalize_email(email)} already exists")
     user = User(
         email=normalize_email(email),
-        password_hash=hash_password(password) if password else None,
+        password_hash=await hash_password(password) if password else None,
         full_name=full_name,
         is_platform_admin=platform_admin,
     )

@@ -6,6 +6,7 @@ files. Blobs are written before their row, so a committed row always has its fil
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -88,7 +89,7 @@ async def save_upload(
     `name (n).ext`. Raises PayloadTooLarge, UnsupportedMediaType."""
     if len(upload.data) > max_bytes:
         raise PayloadTooLarge(f"The file is {len(upload.data)} bytes; the limit is {max_bytes}")
-    info = inspect_image(upload.data, upload.filename, upload.content_type)
+    info = await asyncio.to_thread(inspect_image, upload.data, upload.filename, upload.content_type)
     filename = with_extension(sanitize_filename(upload.filename), info.extension)
     folder = sanitize_folder(folder)
     sha256 = await store.put(upload.data)
