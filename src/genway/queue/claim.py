@@ -181,12 +181,17 @@ async def claim_jobs(
             ids = [row.id for row in picked]
         if not ids:
             return []
-        target = (
+        # Locked first, in a statement of its own: as a subquery of the UPDATE, PostgreSQL
+        # runs a locking sublink once per row it scans.
+        locked = await session.scalars(
             select(jobs.c.id)
             .where(jobs.c.id.in_(ids), jobs.c.status == JobStatus.QUEUED)
             .with_for_update(skip_locked=True)
         )
-        where = jobs.c.id.in_(target.scalar_subquery())
+        ids = list(locked)
+        if not ids:
+            return []
+        where = jobs.c.id.in_(ids)
         params = {}
     else:
         where = jobs.c.id.in_(chosen.scalar_subquery())

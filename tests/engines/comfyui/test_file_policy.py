@@ -22,6 +22,7 @@ from tests.engines.comfyui.helpers import (
     wait_healthy,
     wait_history,
     wait_job,
+    wait_until,
 )
 from tests.fakes.comfyui import FakeComfyUI
 from tests.support import Tenant
@@ -132,14 +133,24 @@ async def test_a_job_runs_in_a_folder_of_its_own_and_leaves_nothing_behind(
     folder = job_folder(prompt_id)
     assert sent["1"]["inputs"]["image"].startswith(folder + "/")
     assert sent["3"]["inputs"]["filename_prefix"] == f"{folder}/sub/mine"
-    left = [
-        path
-        for root in (backend.folders.input / folder, backend.folders.output / folder)
-        for path in Path(root).rglob("*")
-        if path.is_file()
-    ]
-    assert left and all(path.stat().st_size == 0 for path in left)
-    assert prompt_id not in backend.history
+
+    def left() -> list[Path]:
+        return [
+            path
+            for root in (backend.folders.input / folder, backend.folders.output / folder)
+            for path in Path(root).rglob("*")
+            if path.is_file()
+        ]
+
+    # Erased just after the job ended: emptied files, and no history on the backend.
+    await wait_until(
+        lambda: (
+            left()
+            and all(path.stat().st_size == 0 for path in left())
+            and prompt_id not in backend.history
+        ),
+        "the job's files to be erased on the backend",
+    )
 
 
 async def test_backend_errors_naming_files_are_withheld(

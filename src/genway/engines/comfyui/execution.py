@@ -96,7 +96,8 @@ class PromptExecution:
             ) from exc
         finally:
             engine.pool.note_finished(backend.url)
-            await asyncio.shield(self._erase(backend.client, files, look_up=not succeeded))
+            # After the job's end, off its path: the result does not wait for the erasing.
+            engine.in_background(self._erase(backend.client, files, look_up=not succeeded))
 
     async def _admit(
         self, workflow: Workflow, explicit_inputs: dict[str, int], catalogue: Any

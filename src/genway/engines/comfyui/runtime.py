@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextvars import ContextVar
 from typing import Any
 
@@ -37,6 +37,7 @@ log = structlog.get_logger("genway.engines.comfyui")
 
 _ENGINE: ContextVar[ComfyUIEngine | None] = ContextVar("genway_comfyui_engine", default=None)
 STATS_TTL_S = 5.0
+BACKGROUND_GRACE_S = 10.0
 
 
 class _Cached:
@@ -95,6 +96,7 @@ class ComfyUIEngine:
         self.health_loop = BackendHealthLoop(pool, settings.comfyui_health_interval_s)
         self._checked = asyncio.Event()
         self._catalogues: dict[str, _Cached] = {}
+        self._background: set[asyncio.Task[None]] = set()
         self._stats = _Cached(STATS_TTL_S)
 
     async def keep_checking(self) -> None:
@@ -106,6 +108,17 @@ class ComfyUIEngine:
                 log.error("comfyui_health_round_failed", error=str(exc))
             self._checked.set()
             await asyncio.sleep(self.health_loop.interval)
+
+    def in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run `work` (cleanup after a job) without making anyone wait for it; the runtime
+        waits for what is left when it stops."""
+        task = asyncio.create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def settle_background(self, timeout_s: float) -> None:
+        if self._background:
+            await asyncio.wait(set(self._background), timeout=timeout_s)
 
     async def wait_checked(self, timeout_s: float) -> None:
         """Until the first health round ended (so a job does not wait for nothing at startup)."""
@@ -221,6 +234,7 @@ async def comfyui_runtime(settings: Settings, database: Database) -> AsyncIterat
         yield engine
     finally:
         _ENGINE.reset(token)
+        await engine.settle_background(BACKGROUND_GRACE_S)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

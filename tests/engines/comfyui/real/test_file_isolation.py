@@ -4,6 +4,7 @@ files cannot be read through any dialect, while an organization's own files work
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -179,14 +180,22 @@ async def test_an_organizations_own_uploads_and_outputs_work_and_leave_nothing_b
     done = await wait_job(api, tenant, second.json()["id"])
     assert done["status"] == "succeeded", done
 
-    # The backend keeps nothing of either job: files emptied, history forgotten.
+    # The backend keeps nothing of either job (erased just after each ended): files emptied,
+    # history forgotten.
     for pid in (prompt_id, done["result"]["prompt_id"]):
-        job_files = real_comfyui.files_under(
-            real_comfyui.output_dir / "genway" / pid, real_comfyui.input_dir / "genway" / pid
+        folders = (
+            real_comfyui.output_dir / "genway" / pid,
+            real_comfyui.input_dir / "genway" / pid,
         )
-        assert job_files and set(job_files.values()) == {0}, job_files
         async with httpx.AsyncClient(base_url=real_comfyui.url) as direct:
-            assert (await direct.get(f"/history/{pid}")).json() == {}
+            for _ in range(100):
+                job_files = real_comfyui.files_under(*folders)
+                history = (await direct.get(f"/history/{pid}")).json()
+                if job_files and set(job_files.values()) == {0} and history == {}:
+                    break
+                await asyncio.sleep(0.05)
+        assert job_files and set(job_files.values()) == {0}, job_files
+        assert history == {}
 
 
 async def test_object_info_shows_no_other_tenants_files(
