@@ -9,12 +9,22 @@ only writer of `jobs.status` besides the INSERT that submits a job (`submitted_e
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, Table, insert, true, update
+from sqlalchemy import (
+    ClauseElement,
+    ColumnElement,
+    Row,
+    Table,
+    Update,
+    bindparam,
+    insert,
+    true,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from genway.db import on_commit, utcnow
@@ -30,29 +40,18 @@ Q, R = JobStatus.QUEUED, JobStatus.RUNNING
 S, F, C = JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED
 
 
-def _started(now: datetime) -> dict[str, Any]:
-    return {
-        "attempts": jobs.c.attempts + 1,
-        "started_at": now,
-        "progress": 0.0,
-        "progress_message": None,
-    }
-
-
-def _ended(now: datetime) -> dict[str, Any]:
-    return {"finished_at": now, "lease_expires_at": None}
-
-
-def _succeeded(now: datetime) -> dict[str, Any]:
-    return {**_ended(now), "progress": 1.0}
-
-
-def _requeued(_now: datetime) -> dict[str, Any]:
-    return {"worker_id": None, "lease_expires_at": None}
-
-
-def _cancelled_queued(now: datetime) -> dict[str, Any]:
-    return {"finished_at": now, "cancel_requested": True}
+# The transition's time, bound when a statement runs (statements are built once, see below).
+AT = bindparam("at", type_=jobs.c.started_at.type)
+STARTED = {
+    "attempts": jobs.c.attempts + 1,
+    "started_at": AT,
+    "progress": 0.0,
+    "progress_message": None,
+}
+ENDED = {"finished_at": AT, "lease_expires_at": None}
+SUCCEEDED = {**ENDED, "progress": 1.0}
+REQUEUED = {"worker_id": None, "lease_expires_at": None}
+CANCELLED_QUEUED = {"finished_at": AT, "cancel_requested": True}
 
 
 @dataclass(frozen=True)
@@ -60,19 +59,19 @@ class Transition:
     source: JobStatus
     target: JobStatus
     reason: str
-    sets: Callable[[datetime], dict[str, Any]]
+    sets: Mapping[str, Any]
     records_attempt: bool = False  # the status event says which attempt it concerns
 
 
 TRANSITIONS: Mapping[tuple[JobStatus, JobStatus], Transition] = {
     (t.source, t.target): t
     for t in (
-        Transition(Q, R, "claimed by a worker", _started, records_attempt=True),
-        Transition(Q, C, "cancelled while queued", _cancelled_queued),
-        Transition(R, S, "finished", _succeeded, records_attempt=True),
-        Transition(R, F, "failed", _ended, records_attempt=True),
-        Transition(R, C, "cancelled while running", _ended, records_attempt=True),
-        Transition(R, Q, "returned to the queue for another attempt", _requeued),
+        Transition(Q, R, "claimed by a worker", STARTED, records_attempt=True),
+        Transition(Q, C, "cancelled while queued", CANCELLED_QUEUED),
+        Transition(R, S, "finished", SUCCEEDED, records_attempt=True),
+        Transition(R, F, "failed", ENDED, records_attempt=True),
+        Transition(R, C, "cancelled while running", ENDED, records_attempt=True),
+        Transition(R, Q, "returned to the queue for another attempt", REQUEUED),
     )
 }
 
@@ -95,6 +94,38 @@ def allowed(source: JobStatus, target: JobStatus) -> Transition:
     return found
 
 
+_STATEMENTS: dict[Hashable, Update] = {}
+
+
+def _statement(
+    change: Transition,
+    where: ColumnElement[bool] | None,
+    values: Mapping[str, Any],
+    returning: Sequence[Any],
+) -> Update:
+    """The UPDATE of a transition: plain values become bound parameters named `set_<column>`."""
+    bound = {
+        name: value
+        if isinstance(value, ClauseElement)
+        else bindparam(f"set_{name}", type_=jobs.c[name].type)
+        for name, value in values.items()
+    }
+    return (
+        update(jobs)
+        .where(jobs.c.status == change.source, where if where is not None else true())
+        .values(
+            {
+                "status": change.target,
+                "updated_at": AT,
+                "last_event_seq": jobs.c.last_event_seq + 1,
+                **change.sets,
+                **bound,
+            }
+        )
+        .returning(*RETURNED, *(column for column in returning if column not in RETURNED))
+    )
+
+
 async def transition(
     session: AsyncSession,
     source: JobStatus,
@@ -108,30 +139,32 @@ async def transition(
     now: datetime | None = None,
     params: Mapping[str, Any] | None = None,
     events_out: list[EventRow] | None = None,
+    shape: Hashable | None = None,
 ) -> Sequence[Row[Any]]:
     """Move every job matching `where` that is in `source` to `target`, setting the
     transition's columns and `values`, and record their status events. Returns the changed
     rows (id, org_id, user_id, kind, attempts, started_at, last_event_seq, *returning); an empty
     list when the fence matched nothing. `params` binds parameters the fence leaves open; with
     `events_out` the status events are added there for the caller's one INSERT
-    (`record_events`) instead of being inserted here. Raises InvalidTransition."""
+    (`record_events`) instead of being inserted here. A caller on a hot path names the `shape`
+    of its call (same fence object, same value columns and SQL expressions, same returning):
+    the statement is then built once and reused. Raises InvalidTransition."""
     change = allowed(source, target)
     now = now or utcnow()
-    statement = (
-        update(jobs)
-        .where(jobs.c.status == source, where if where is not None else true())
-        .values(
-            {
-                "status": target,
-                "updated_at": now,
-                "last_event_seq": jobs.c.last_event_seq + 1,
-                **change.sets(now),
-                **(values or {}),
-            }
-        )
-        .returning(*RETURNED, *(column for column in returning if column not in RETURNED))
-    )
-    rows = (await session.execute(statement, dict(params or {}))).all()
+    values = values or {}
+    if shape is None:
+        statement = _statement(change, where, values, returning)
+    else:
+        key = (shape, source, target, tuple(values))
+        statement = _STATEMENTS.get(key)  # type: ignore[assignment]
+        if statement is None:
+            statement = _STATEMENTS[key] = _statement(change, where, values, returning)
+    bound = {
+        f"set_{name}": value
+        for name, value in values.items()
+        if not isinstance(value, ClauseElement)
+    }
+    rows = (await session.execute(statement, {"at": now, **bound, **(params or {})})).all()
     if rows:
         reason = f"{change.reason}: {why}" if why else change.reason
         data = {"status": target, "reason": reason, **(event or {})}

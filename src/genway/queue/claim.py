@@ -24,7 +24,7 @@ runnable at all, so it never takes the write lock for nothing.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -142,6 +142,16 @@ def _choice(tiers_id: int, org_filter: bool, lateral: bool) -> Select[Any]:
     )
 
 
+_BY_IDS = jobs.c.id.in_(bindparam("ids", expanding=True))
+
+
+@functools.cache
+def _chosen_fence(tiers_id: int) -> Any:
+    """SQLite: the claim's fence, the choice itself (one statement, atomic)."""
+    choice = _choice(tiers_id, False, False)
+    return jobs.c.id.in_(choice.with_only_columns(choice.selected_columns.id).scalar_subquery())
+
+
 def _params(kinds: Sequence[str], wanted: int, **extra: Any) -> dict[str, Any]:
     return {"now": utcnow(), "kinds": list(kinds), "wanted": wanted, **extra}
 
@@ -161,7 +171,6 @@ async def claim_jobs(
     tiers_id = id(current_tier_table())
     choice = _choice(tiers_id, False, postgres)
     params = _params(kinds, wanted)
-    chosen = choice.with_only_columns(choice.selected_columns.id)
     if postgres:
         picked = (await session.execute(choice, params)).all()
         limited = sorted({row.org_id for row in picked if row.max_running is not None})
@@ -191,10 +200,10 @@ async def claim_jobs(
         ids = list(locked)
         if not ids:
             return []
-        where = jobs.c.id.in_(ids)
-        params = {}
+        where, params = _BY_IDS, {"ids": ids}
+        shape: Hashable = "claim"
     else:
-        where = jobs.c.id.in_(chosen.scalar_subquery())
+        where, shape = _chosen_fence(tiers_id), ("claim", tiers_id)
     now = utcnow()
     rows = await transition(
         session,
@@ -206,5 +215,6 @@ async def claim_jobs(
         returning=tuple(jobs.c),
         now=now,
         params=params,
+        shape=shape,
     )
     return [Job(**{column.name: row._mapping[column.name] for column in jobs.c}) for row in rows]

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, select, update
+from sqlalchemy import ColumnElement, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from genway.db import utcnow
@@ -28,6 +28,23 @@ def held(job_id: int, worker_id: str) -> ColumnElement[bool]:
     return (jobs.c.id == job_id) & (jobs.c.worker_id == worker_id) & (jobs.c.status == "running")
 
 
+# The same fence, built once, for the hot paths (bound with `b_job_id` and `b_worker_id`).
+HELD = (
+    (jobs.c.id == bindparam("b_job_id"))
+    & (jobs.c.worker_id == bindparam("b_worker_id"))
+    & (jobs.c.status == JobStatus.RUNNING)
+)
+_NUMBER_EVENTS = (
+    update(jobs)
+    .where(HELD)
+    .values(last_event_seq=jobs.c.last_event_seq + bindparam("n"), updated_at=bindparam("at"))
+    .returning(jobs.c.last_event_seq)
+)
+_NUMBER_EVENTS_WITH_PROGRESS = _NUMBER_EVENTS.values(
+    progress=bindparam("b_progress"), progress_message=bindparam("b_progress_message")
+)
+
+
 async def record_job_events(
     session: AsyncSession,
     job: Job,
@@ -38,18 +55,17 @@ async def record_job_events(
 ) -> bool:
     """Number a held job's new events (and store its latest progress) in one UPDATE, adding
     them to `out` for the batch's INSERT; False when the worker no longer holds the job."""
-    values: dict[str, Any] = {
-        "last_event_seq": jobs.c.last_event_seq + len(events),
-        "updated_at": utcnow(),
+    params: dict[str, Any] = {
+        "b_job_id": job.id,
+        "b_worker_id": worker_id,
+        "n": len(events),
+        "at": utcnow(),
     }
+    statement = _NUMBER_EVENTS
     if progress is not None:
-        values["progress"], values["progress_message"] = progress
-    last = await session.scalar(
-        update(jobs)
-        .where(held(job.id, worker_id))
-        .values(**values)
-        .returning(jobs.c.last_event_seq)
-    )
+        statement = _NUMBER_EVENTS_WITH_PROGRESS
+        params["b_progress"], params["b_progress_message"] = progress
+    last = await session.scalar(statement, params)
     if last is None:
         return False
     first = last - len(events) + 1
@@ -77,11 +93,13 @@ async def finish_job(
         session,
         JobStatus.RUNNING,
         status,
-        held(job.id, worker_id),
+        HELD,
         values={"result": result, "error": error},
         event={"error": error} if error is not None else None,
         now=now,
+        params={"b_job_id": job.id, "b_worker_id": worker_id},
         events_out=out,
+        shape="held",
     )
     return now if rows else None
 
@@ -103,7 +121,7 @@ async def requeue_job(
         session,
         JobStatus.RUNNING,
         JobStatus.QUEUED,
-        held(job.id, worker_id),
+        HELD,
         values={
             "run_after": run_after,
             "error": error,
@@ -111,7 +129,9 @@ async def requeue_job(
         },
         why=why,
         event={"error": error} if error is not None else None,
+        params={"b_job_id": job.id, "b_worker_id": worker_id},
         events_out=out,
+        shape=("held", refund_attempt),
     )
     return bool(rows)
 
