@@ -45,10 +45,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(ROOT))
 
-from common import free_port, genway_service  # noqa: E402
+from common import genway_service  # noqa: E402
 
 COMFYUI_DIR = ROOT.parent / "shared" / "comfyui"
-COMFYUI_START_TIMEOUT_S = 180.0
 
 WORKFLOW = {
     "1": {
@@ -106,57 +105,18 @@ def fake_backends(count: int, execution_time: float) -> Iterator[list[str]]:
         process.wait(timeout=15)
 
 
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/system_stats", timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
 @contextmanager
 def real_backend(comfyui_dir: Path) -> Iterator[list[str]]:
-    """The real ComfyUI on a free loopback port, started as tests/real_comfyui.py does: the
-    python that `setup.sh` prints, `main.py --cpu` with folders of its own in a temporary one
-    (the shared copy is read-only)."""
-    setup = subprocess.run(
-        [str(comfyui_dir / "setup.sh")], capture_output=True, text=True, check=False, timeout=900
-    )
-    if setup.returncode != 0:
-        raise RuntimeError(f"ComfyUI setup failed: {setup.stderr[-2000:]}")
-    python = setup.stdout.strip().splitlines()[-1]
-    with tempfile.TemporaryDirectory(prefix="bench-comfyui-") as folder:
-        base, port = Path(folder), free_port()
-        output = base / "output"
-        for path in (base / "custom_nodes", base / "models", base / "user", output / "temp"):
-            path.mkdir(parents=True)
-        (output / "input").mkdir()
-        url = f"http://127.0.0.1:{port}"
-        command = [
-            python, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),
-            "--base-directory", str(base), "--output-directory", str(output),
-            "--input-directory", str(output / "input"), "--temp-directory", str(output / "temp"),
-            "--user-directory", str(base / "user"), "--disable-auto-launch",
-        ]  # fmt: skip
-        log_path = base / "comfyui.log"
-        with log_path.open("wb") as log:
-            process = subprocess.Popen(
-                command, cwd=comfyui_dir / "src", stdout=log, stderr=subprocess.STDOUT
-            )
-            try:
-                deadline = time.monotonic() + COMFYUI_START_TIMEOUT_S
-                while not _answers(url):
-                    if process.poll() is not None or time.monotonic() > deadline:
-                        tail = log_path.read_text(errors="replace")[-3000:]
-                        raise RuntimeError(f"the real ComfyUI did not start:\n{tail}")
-                    time.sleep(0.25)
-                yield [url]
-            finally:
-                process.terminate()
-                try:
-                    process.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+    """The real ComfyUI on a free loopback port, started as the tests start it
+    (`tests/real_comfyui.py`: folders of its own in a temporary one; the shared copy is
+    read-only). Raises RuntimeError when it cannot start."""
+    from tests.real_comfyui import launch_comfyui
+
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-comfyui-") as folder,
+        launch_comfyui(comfyui_dir, Path(folder)) as server,
+    ):
+        yield [server.url]
 
 
 class StockClient:

@@ -8,6 +8,7 @@ Absent folder: the tests that need it are skipped, saying so (in CI they fail in
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -108,21 +109,31 @@ def require_comfyui_dir() -> Path:
     pytest.skip(reason)
 
 
-def start_real_comfyui(base: Path) -> Iterator[RealComfyUI]:
-    """Start the server in `base` and yield it; stopped when the generator closes."""
-    here = require_comfyui_dir()
+class ComfyUIUnavailable(RuntimeError):
+    """The real ComfyUI could not be set up or started (the message says why)."""
+
+
+@contextlib.contextmanager
+def launch_comfyui(
+    comfyui_dir: Path, base: Path, custom_nodes: dict[str, str] | None = None
+) -> Iterator[RealComfyUI]:
+    """Start the server from `comfyui_dir` with its folders in `base` (and each custom node
+    package `name -> __init__.py text`); stopped when the block ends. Raises
+    ComfyUIUnavailable."""
     setup = subprocess.run(
-        [str(here / "setup.sh")], capture_output=True, text=True, check=False, timeout=900
+        [str(comfyui_dir / "setup.sh")], capture_output=True, text=True, check=False, timeout=900
     )
     if setup.returncode != 0:
-        pytest.fail(f"ComfyUI setup failed: {setup.stderr[-2000:]}")
+        raise ComfyUIUnavailable(f"ComfyUI setup failed: {setup.stderr[-2000:]}")
     python = setup.stdout.strip().splitlines()[-1]
     output = base / "output"
-    for folder in (base / "custom_nodes" / "genway_probe", base / "models", base / "user"):
+    for folder in (base / "custom_nodes", base / "models", base / "user"):
         folder.mkdir(parents=True, exist_ok=True)
     for folder in (output / "input", output / "temp"):
         folder.mkdir(parents=True, exist_ok=True)
-    (base / "custom_nodes" / "genway_probe" / "__init__.py").write_text(PROBE_NODES)
+    for name, code in (custom_nodes or {}).items():
+        (base / "custom_nodes" / name).mkdir(exist_ok=True)
+        (base / "custom_nodes" / name / "__init__.py").write_text(code)
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     command = [
@@ -131,20 +142,33 @@ def start_real_comfyui(base: Path) -> Iterator[RealComfyUI]:
         "--input-directory", str(output / "input"), "--temp-directory", str(output / "temp"),
         "--user-directory", str(base / "user"), "--disable-auto-launch",
     ]  # fmt: skip
-    log = (base / "comfyui.log").open("wb")
-    process = subprocess.Popen(command, cwd=here / "src", stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while not _answers(url):
-            if process.poll() is not None or time.monotonic() > deadline:
-                tail = (base / "comfyui.log").read_text(errors="replace")[-3000:]
-                pytest.fail(f"the real ComfyUI did not start:\n{tail}")
-            time.sleep(0.25)
-        yield RealComfyUI(url, base)
-    finally:
-        process.terminate()
+    with (base / "comfyui.log").open("wb") as log:
+        process = subprocess.Popen(
+            command, cwd=comfyui_dir / "src", stdout=log, stderr=subprocess.STDOUT
+        )
         try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
+            deadline = time.monotonic() + START_TIMEOUT_S
+            while not _answers(url):
+                if process.poll() is not None or time.monotonic() > deadline:
+                    tail = (base / "comfyui.log").read_text(errors="replace")[-3000:]
+                    raise ComfyUIUnavailable(f"the real ComfyUI did not start:\n{tail}")
+                time.sleep(0.25)
+            yield RealComfyUI(url, base)
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def start_real_comfyui(base: Path) -> Iterator[RealComfyUI]:
+    """For a pytest fixture: the server with the test custom nodes (skipped or failed, as the
+    environment says, when it cannot run)."""
+    here = require_comfyui_dir()
+    try:
+        with launch_comfyui(here, base, {"genway_probe": PROBE_NODES}) as server:
+            yield server
+    except ComfyUIUnavailable as exc:
+        pytest.fail(str(exc))

@@ -371,19 +371,19 @@ class ComfyUIClient:
         return response
 
     def _list(self, response: httpx.Response) -> list[Any]:
-        try:
-            data = response.json()
-        except ValueError as exc:
-            raise UnexpectedResponse(self.base_url, response.status_code, response.text) from exc
-        if not isinstance(data, list):
-            raise UnexpectedResponse(self.base_url, response.status_code, response.text)
+        data: list[Any] = self._decoded(response, list)
         return data
 
     def _json(self, response: httpx.Response) -> dict[str, Any]:
+        data: dict[str, Any] = self._decoded(response, dict)
+        return data
+
+    def _decoded(self, response: httpx.Response, shape: type) -> Any:
+        """The JSON body, when it is a `shape`. Raises UnexpectedResponse."""
         try:
             data = response.json()
         except ValueError as exc:
             raise UnexpectedResponse(self.base_url, response.status_code, response.text) from exc
-        if not isinstance(data, dict):
+        if not isinstance(data, shape):
             raise UnexpectedResponse(self.base_url, response.status_code, response.text)
         return data
