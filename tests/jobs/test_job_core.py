@@ -166,3 +166,23 @@ async def test_no_client_hears_of_an_end_before_the_row_says_so(
         async with asyncio.timeout(60):
             await asyncio.gather(*followers)
     assert sorted(checked) == sorted((job_id, "succeeded") for job_id in ids)
+
+
+async def test_a_full_worker_stops_and_returns_its_jobs_to_the_queue(
+    app: FastAPI, settings: Settings, db: Database, tenant: Tenant, client: httpx.AsyncClient
+):
+    job_id = await submit(client, tenant, 60)
+    state = app.state
+    runtime = Runtime(state.db, state.broadcaster, state.wakeup, state.request_meter)
+    options = WorkerOptions(concurrency=1, idle_poll_s=0.05, shutdown_grace_s=0.2)
+    async with asyncio.timeout(30):  # a hang guard, not a timing assertion
+        async with running_worker(build_worker(settings, runtime, options)):
+            for _ in range(400):  # every slot busy: the claim loop waits for one to free up
+                async with db.sessions() as session:
+                    job = await session.get(Job, job_id)
+                if job is not None and job.status == "running":
+                    break
+                await asyncio.sleep(0.025)
+    async with db.sessions() as session:
+        job = await session.get(Job, job_id)
+    assert job is not None and job.status == "queued" and job.attempts == 0

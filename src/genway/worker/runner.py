@@ -112,6 +112,7 @@ class Worker:
     def stop(self) -> None:
         self._stopping.set()
         self.wakeup.notify()
+        self._freed.set()  # a claim loop waiting for a free slot must see the stop too
 
     async def _claim_loop(self) -> None:
         while not self._stopping.is_set():

@@ -61,17 +61,19 @@ class JobWriter:
         self._ready = asyncio.Event()
         self._full = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._closing = False
 
     async def __aenter__(self) -> JobWriter:
         self._task = asyncio.create_task(self._run(), name="job-writer")
         return self
 
     async def __aexit__(self, *_exc: object) -> None:
+        # The loop finishes the batch it is writing, writes what is left, and ends.
+        self._closing = True
+        self._ready.set()
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        await self._flush()  # whatever came in last
+            await self._task
+        await self._flush()
 
     def progress(self, job: Job, fraction: float, message: str | None) -> None:
         """Record progress (coalesced with later progress of the same batch); does not wait."""
@@ -113,10 +115,11 @@ class JobWriter:
             self._full.set()
 
     async def _run(self) -> None:
-        while True:
+        while not self._closing:
             await self._ready.wait()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._full.wait(), self.linger_s)
+            if not self._closing:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._full.wait(), self.linger_s)
             try:
                 await self._flush()
             except Exception as exc:  # the callers got the error; keep writing for the others
