@@ -4,6 +4,7 @@ and reading them back for replay."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -23,15 +24,22 @@ class EventType(StrEnum):
     CANCEL_REQUESTED = "cancel_requested"
 
 
-def event_payload(event: JobEvent, org_id: int) -> dict[str, Any]:
+def payload(
+    job_id: int, org_id: int, seq: int, type_: str, data: dict[str, Any], created_at: datetime
+) -> dict[str, Any]:
+    """An event as streams, replays and the fan-out carry it."""
     return {
-        "job_id": event.job_id,
+        "job_id": job_id,
         "org_id": org_id,
-        "seq": event.seq,
-        "type": event.type,
-        "data": event.data,
-        "created_at": event.created_at.isoformat().replace("+00:00", "Z"),
+        "seq": seq,
+        "type": type_,
+        "data": data,
+        "created_at": created_at.isoformat().replace("+00:00", "Z"),
     }
+
+
+def event_payload(event: JobEvent, org_id: int) -> dict[str, Any]:
+    return payload(event.job_id, org_id, event.seq, event.type, event.data, event.created_at)
 
 
 def is_final(payload: dict[str, Any]) -> bool:

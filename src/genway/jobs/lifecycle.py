@@ -28,7 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from genway.db import on_commit, utcnow
-from genway.jobs.events import EventType
+from genway.jobs.events import EventType, payload
 from genway.jobs.models import JobEvent, jobs_table
 from genway.jobs.states import InvalidTransition, JobStatus
 
@@ -193,18 +193,10 @@ async def record_events(session: AsyncSession, events: Sequence[EventRow], now: 
         for job_id, _org_id, seq, type_, data in events
     ]
     await session.execute(insert(job_events), rows if len(rows) > 1 else rows[0])
-    created = now.isoformat().replace("+00:00", "Z")
     on_commit(
         session,
         [
-            {
-                "job_id": job_id,
-                "org_id": org_id,
-                "seq": seq,
-                "type": type_,
-                "data": data,
-                "created_at": created,
-            }
+            payload(job_id, org_id, seq, type_, data, now)
             for job_id, org_id, seq, type_, data in events
         ],
     )

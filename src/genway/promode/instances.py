@@ -29,12 +29,12 @@ from genway.jobs.events import (
     EventType,
     event_payload,
 )
-from genway.jobs.lifecycle import allowed, transition
+from genway.jobs.lifecycle import allowed
 from genway.jobs.models import Job, JobEvent, jobs_table
 from genway.jobs.service import cancel_job, org_jobs
 from genway.jobs.states import JobStatus
 from genway.promode.schemas import InstanceInput
-from genway.queue.outcomes import cancel_requests, held
+from genway.queue.outcomes import cancel_requests, finish_job
 from genway.worker.context import JobContext
 
 log = structlog.get_logger("genway.promode")
@@ -236,15 +236,8 @@ async def end_instance(
     error: dict[str, Any] | None,
 ) -> None:
     """Move an instance this worker holds to a terminal status, with its event, in the caller's
-    transaction (fenced like `finish_job`, but without committing, so it can share a batch; an
-    instance's time is not metered as compute: its session's is)."""
-    ended = await transition(
-        session,
-        JobStatus.RUNNING,
-        status,
-        held(child.id, worker_id),
-        values={"result": result, "error": error},
-        event={"error": error} if error is not None else None,
-    )
-    if not ended:
+    transaction (so it can share a batch; an instance's time is not metered as compute: its
+    session's is)."""
+    ended = await finish_job(session, child, worker_id, status, None, result=result, error=error)
+    if ended is None:
         log.warning("instance_lost", job_id=child.id, status=status)

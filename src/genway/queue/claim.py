@@ -1,5 +1,5 @@
 """Claiming runnable jobs with a lease, as many as a worker has free slots, fairly across
-organizations, in one statement.
+organizations, in one UPDATE.
 
 Policy: among active organizations with runnable jobs (queued, due, of a kind this worker takes),
 slots go round-robin by how many jobs each already runs: the organization with the fewest
@@ -8,14 +8,17 @@ taking its highest-priority, oldest jobs; an organization never goes above its c
 An organization with 10,000 queued jobs therefore waits its turn behind one with nothing
 running: another organization's first job starts as soon as a worker frees up.
 
-Cost: per organization, one index probe on `ix_jobs_org_queue (org_id, status, priority DESC,
-id)` for its best `n` jobs, plus the running counts; the same with 50 or 50,000 jobs queued. The
-statement is built once per process and reused with bind parameters (now, kinds, n).
+Cost on PostgreSQL: per organization, one index probe (LATERAL) on `ix_jobs_org_queue (org_id,
+status, priority DESC, id)` for its best `n` jobs, plus the running counts; the same with 50 or
+50,000 jobs queued. SQLite has no LATERAL: its choice ranks every runnable job (through
+`ix_jobs_claim`), so it grows with the backlog. The statements are built once per process and
+reused with bind parameters (now, kinds, n).
 
-PostgreSQL: the chosen rows are locked with `FOR UPDATE SKIP LOCKED` inside the UPDATE (a row
-another worker is claiming is skipped, never waited for). When a chosen job's organization has a
-concurrency limit, the claim first locks those organizations' rows and then chooses, so two
-workers (even with different kinds) cannot both take an organization's last slot.
+PostgreSQL: the chosen rows are then locked with `FOR UPDATE SKIP LOCKED` in a statement of
+their own (a row another worker is claiming is skipped, never waited for), and the UPDATE takes
+those. When a chosen job's organization has a concurrency limit, the claim first locks those
+organizations' rows and then chooses again, so two workers (even with different kinds) cannot
+both take an organization's last slot.
 SQLite: one `UPDATE ... WHERE id IN (SELECT ...)`; SQLite runs one writer at a time, so the
 choice and the claim are atomic. An idle SQLite worker first looks (a read) whether anything is
 runnable at all, so it never takes the write lock for nothing.

@@ -23,13 +23,9 @@ from genway.jobs.states import JobStatus
 jobs = jobs_table
 
 
-def held(job_id: int, worker_id: str) -> ColumnElement[bool]:
-    """The fence of a worker's writes: the job is still running under its lease."""
-    return (jobs.c.id == job_id) & (jobs.c.worker_id == worker_id) & (jobs.c.status == "running")
-
-
-# The same fence, built once, for the hot paths (bound with `b_job_id` and `b_worker_id`).
-HELD = (
+# The fence of a worker's writes, built once: the job (`b_job_id`) is still running under the
+# worker's (`b_worker_id`) lease.
+HELD: ColumnElement[bool] = (
     (jobs.c.id == bindparam("b_job_id"))
     & (jobs.c.worker_id == bindparam("b_worker_id"))
     & (jobs.c.status == JobStatus.RUNNING)
@@ -81,13 +77,13 @@ async def finish_job(
     job: Job,
     worker_id: str,
     status: JobStatus,
-    out: list[EventRow],
+    out: list[EventRow] | None,
     *,
     result: dict[str, Any] | None = None,
     error: dict[str, Any] | None = None,
 ) -> datetime | None:
     """Move a held job to a terminal status; when it ended (None: the worker no longer held
-    it)."""
+    it). Its status event goes to `out` (None: inserted here)."""
     now = utcnow()
     rows = await transition(
         session,
