@@ -30,6 +30,7 @@ from genway.engines.comfyui.client import (
     UnexpectedResponse,
 )
 from genway.engines.comfyui.inputs import BackendFiles, stage
+from genway.engines.comfyui.node_policy import Catalogue
 from genway.engines.comfyui.outputs import OutputCollector
 from genway.engines.comfyui.protocol import ExecutionSucceeded, NodeExecuted
 from genway.engines.comfyui.redaction import redact_message, redact_node_errors
@@ -100,12 +101,12 @@ class PromptExecution:
             engine.in_background(self._erase(backend.client, files, look_up=not succeeded))
 
     async def _admit(
-        self, workflow: Workflow, explicit_inputs: dict[str, int], catalogue: Any
+        self, workflow: Workflow, explicit_inputs: dict[str, int], catalogue: Catalogue
     ) -> Admitted:
         """The file policy against the catalogue of the backend that will run the job."""
-        async with self.ctx.worker.database.sessions() as session:
-            try:
-                admitted = await admit(
+        try:
+            async with self.ctx.worker.database.transaction() as session:
+                return await admit(
                     session,
                     self.job.org_id,
                     workflow,
@@ -113,11 +114,9 @@ class PromptExecution:
                     catalogue,
                     self.engine.policy,
                 )
-            except WorkflowRefused as exc:
-                message = "The workflow was refused: " + _first_problem(exc.node_errors)
-                raise JobFailed("node_errors", message, details=exc.node_errors) from exc
-            await session.commit()
-        return admitted
+        except WorkflowRefused as exc:
+            message = "The workflow was refused: " + _first_problem(exc.node_errors)
+            raise JobFailed("node_errors", message, details=exc.node_errors) from exc
 
     async def _erase(self, client: ComfyUIClient, files: BackendFiles, look_up: bool) -> None:
         """Erase the attempt's files from the backend; after a failure, also the outputs the
