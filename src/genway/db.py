@@ -28,6 +28,9 @@ from sqlalchemy.orm import DeclarativeBase, ORMExecuteState, Session
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.types import TypeDecorator
 
+from genway.kit import fastjson
+from genway.kit.sqlite_inline import InlineSQLite
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -118,16 +121,29 @@ def _configure_sqlite(dbapi_connection: Any, _record: ConnectionPoolEntry) -> No
 
 
 def create_engine(url: str) -> AsyncEngine:
-    """An async engine; SQLite gets WAL, foreign keys and a busy timeout on every connection."""
+    """An async engine. SQLite runs on the event loop (`kit/sqlite_inline.py`), with WAL,
+    foreign keys and a busy timeout on every connection."""
     if url.startswith("sqlite"):
         engine = create_async_engine(
-            url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, pool_size=8
+            url,
+            module=InlineSQLite(SQLITE_BUSY_TIMEOUT_MS / 1000),
+            json_serializer=fastjson.dumps_text,
+            json_deserializer=fastjson.loads,
+            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+            pool_size=8,
         )
         event.listen(engine.sync_engine, "connect", _configure_sqlite)
         return engine
     # 10 + 5 per process: with several API and worker processes on one server, a larger pool
     # would exhaust PostgreSQL's default 100 connections.
-    return create_async_engine(url, pool_size=10, max_overflow=5, pool_recycle=1800)
+    return create_async_engine(
+        url,
+        pool_size=10,
+        max_overflow=5,
+        pool_recycle=1800,
+        json_serializer=fastjson.dumps_text,
+        json_deserializer=fastjson.loads,
+    )
 
 
 AUTH_TABLES = frozenset(
@@ -201,13 +217,17 @@ class Database:
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """A session committed when the block ends (rolled back if it raises). A block that
-        only read ends without a COMMIT round trip (closing the session ends its transaction)."""
+        """A session committed when the block ends, rolled back if it raises (unless the
+        error `keeps_writes`). A block that only read ends without a COMMIT round trip
+        (closing the session ends its transaction)."""
         async with self.sessions() as session:
             try:
                 yield session
-            except BaseException:
-                await session.rollback()
+            except BaseException as exc:
+                if getattr(exc, "keeps_writes", False):
+                    await session.commit()
+                else:
+                    await session.rollback()
                 raise
             if session.info.pop(WROTE, False) or session.new or session.dirty or session.deleted:
                 await session.commit()
