@@ -76,7 +76,7 @@ class Tenant:
     async def add_member(self, role: Role, *, email: str | None = None) -> tuple[int, str]:
         """A new member with `role` and a key of that role: (user id, key)."""
         email = email or f"{role}-{secrets.token_hex(4)}@example.com"
-        async with self.database.sessions() as session:
+        async with self.database.transaction() as session:
             user = await get_user_by_email(session, email) or await create_user(
                 session, email, password=PASSWORD
             )
@@ -93,13 +93,12 @@ async def make_tenant(
 ) -> Tenant:
     name = name or f"org-{secrets.token_hex(4)}"
     email = f"owner-{name}@example.com"
-    async with database.sessions() as session:
+    async with database.transaction() as session:
         owner = await create_user(session, email, password=PASSWORD, full_name=f"Owner {name}")
         org = await create_organization(session, name, owner, tier=tier)
         _key, secret = await create_api_key(
             session, org_id=org.id, user_id=owner.id, maker_role=Role.OWNER, name="owner"
         )
-        await session.commit()
         return Tenant(org.id, owner.id, email, secret, database)
 
 

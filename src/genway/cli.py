@@ -64,10 +64,8 @@ async def with_session(settings: Settings, work: Callable[[Any], Awaitable[T]]) 
     settings.ensure_data_dir()
     database = Database(settings.resolved_database_url)
     try:
-        async with database.sessions() as session:
-            result = await work(session)
-            await session.commit()
-            return result
+        async with database.transaction() as session:
+            return await work(session)
     finally:
         await database.dispose()
 

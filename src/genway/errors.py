@@ -25,6 +25,9 @@ class GenwayError(Exception):
 
     status_code: int = 400
     detail: Any = "Bad request"
+    # The unit of work is rolled back when a request fails, unless the error says that what
+    # was written before it must stay (a revocation that is the error's very point).
+    keeps_writes: bool = False
 
     def __init__(
         self,

@@ -174,7 +174,7 @@ async def test_cleanup_removes_unreferenced_uploads_and_their_blobs(
     store = BlobStore(settings.data_dir / "blobs")
     for sha in (old["sha256"], shared["sha256"]):
         os.utime(store.path(sha), (time.time() - 3 * 86400,) * 2)
-    report = await UploadCleaner(db.sessions, store, ttl_s=86400).run_once()
+    report = await UploadCleaner(db, store, ttl_s=86400).run_once()
     assert report.uploads_deleted == 2 and report.blobs_deleted == 1
     assert not store.exists(old["sha256"]) and store.exists(kept["sha256"])
     names = [

@@ -46,7 +46,7 @@ async def update_org(session: AsyncSession, org_id: int, changes: AdminOrgUpdate
             else:
                 merged[key] = value
         org.overrides = merged
-    await session.commit()
+    await session.flush()
     return org
 
 
@@ -65,7 +65,7 @@ async def update_user(
         user.is_active = changes.is_active
     if changes.is_platform_admin is not None:
         user.is_platform_admin = changes.is_platform_admin
-    await session.commit()
+    await session.flush()
     return user
 
 

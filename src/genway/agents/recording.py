@@ -194,7 +194,7 @@ class EventRecorder:
                 return
 
     async def _write_once(self, batch: list[_Item]) -> None:
-        async with self.database.sessions() as session:
+        async with self.database.transaction() as session:
             events: list[_Event] = []
             for item in batch:
                 if isinstance(item, _Event):
@@ -209,7 +209,6 @@ class EventRecorder:
                 else:
                     await item(session)
             await _append_events(session, events)
-            await session.commit()
 
     async def _run(self) -> None:
         while True:

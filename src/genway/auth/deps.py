@@ -53,7 +53,7 @@ async def authenticate(
     database: Database = request.app.state.db
     if looks_like_api_key(credential):
         cache = getattr(request.app.state, "principal_cache", None)
-        principal = await authenticate_api_key(database.sessions, credential, settings, cache)
+        principal = await authenticate_api_key(database, credential, settings, cache)
     else:
         async with database.sessions() as session:
             principal = await authenticate_access_token(session, credential, settings)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from genway.auth.cache import CachedKey, PrincipalCache
 from genway.auth.models import LoginSession, RefreshToken
@@ -16,10 +16,18 @@ from genway.auth.principal import AuthMethod, Principal
 from genway.auth.secrets import hash_secret, new_refresh_token, secret_matches
 from genway.auth.tokens import InvalidToken, decode_access_token, issue_access_token
 from genway.config import Settings
-from genway.db import utcnow
+from genway.db import Database, utcnow
 from genway.errors import Conflict, Forbidden, InvalidInput, Unauthorized
 from genway.keys.models import APIKey, api_keys_table
 from genway.orgs.models import Membership, Organization, OrgStatus, User
+
+
+class RefreshTokenReused(Unauthorized):
+    """A spent refresh token came back: its whole login session is revoked, and that
+    revocation is kept although the request fails."""
+
+    detail = "Refresh token was already used; the session has been revoked"
+    keeps_writes = True
 
 
 @dataclass(frozen=True)
@@ -37,7 +45,7 @@ def ensure_org_active(org: Organization) -> None:
 
 
 async def authenticate_api_key(
-    sessions: async_sessionmaker[AsyncSession],
+    database: Database,
     api_key: str,
     settings: Settings,
     cache: PrincipalCache | None = None,
@@ -51,13 +59,13 @@ async def authenticate_api_key(
     cached = cache.get(key_hash, now) if cache is not None else None
     if cached is not None:
         cached.last_used_at = await _touch_key(
-            sessions, cached.principal.key_id, cached.last_used_at, now, settings
+            database, cached.principal.key_id, cached.last_used_at, now, settings
         )
         return cached.principal
     generation = cache.database.auth_generation if cache is not None else 0
-    async with sessions() as session:
+    async with database.sessions() as session:
         principal, key = await _load_key_principal(session, api_key, key_hash, now)
-    touched = await _touch_key(sessions, key.id, key.last_used_at, now, settings)
+    touched = await _touch_key(database, key.id, key.last_used_at, now, settings)
     if cache is not None:
         cache.put(key_hash, CachedKey(principal, generation, key.expires_at, touched))
     return principal
@@ -98,21 +106,21 @@ async def _load_key_principal(
 
 
 async def _touch_key(
-    sessions: async_sessionmaker[AsyncSession],
+    database: Database,
     key_id: int | None,
     last_used_at: datetime | None,
     now: datetime,
     settings: Settings,
 ) -> datetime | None:
     """Record use at most once per resolution period: writing on every request would put a
-    write behind every read. Returns the last-used time now on record."""
+    write behind every read. A unit of work of its own: authentication comes before the
+    request's. Returns the last-used time now on record."""
     resolution = timedelta(seconds=settings.key_last_used_resolution_s)
     if last_used_at is not None and now - last_used_at < resolution:
         return last_used_at
     table = api_keys_table
-    async with sessions() as session:
+    async with database.transaction() as session:
         await session.execute(update(table).where(table.c.id == key_id).values(last_used_at=now))
-        await session.commit()
     return now
 
 
@@ -155,7 +163,7 @@ async def register_user(
         raise Conflict("A user with this email already exists")
     user = User(email=email, password_hash=await hash_password(password), full_name=full_name)
     session.add(user)
-    await session.commit()
+    await session.flush()
     return user
 
 
@@ -180,9 +188,7 @@ async def login(session: AsyncSession, email: str, password: str, settings: Sett
     )
     session.add(login_session)
     await session.flush()
-    pair = await _issue_pair(session, user.id, login_session.id, settings)
-    await session.commit()
-    return pair
+    return await _issue_pair(session, user.id, login_session.id, settings)
 
 
 async def _issue_pair(
@@ -214,8 +220,7 @@ async def refresh(session: AsyncSession, refresh_token: str, settings: Settings)
         raise Unauthorized("Session has been logged out")
     if token.used_at is not None:
         login_session.revoked_at = now
-        await session.commit()
-        raise Unauthorized("Refresh token was already used; the session has been revoked")
+        raise RefreshTokenReused()
     if login_session.expires_at <= now:
         raise Unauthorized("Refresh token expired")
     if not user.is_active:
@@ -227,9 +232,7 @@ async def refresh(session: AsyncSession, refresh_token: str, settings: Settings)
     )
     if claimed.rowcount != 1:  # type: ignore[attr-defined]
         raise Unauthorized("Refresh token was already used")
-    pair = await _issue_pair(session, user.id, login_session.id, settings)
-    await session.commit()
-    return pair
+    return await _issue_pair(session, user.id, login_session.id, settings)
 
 
 async def logout(session: AsyncSession, principal: Principal, refresh_token: str | None) -> None:
@@ -251,4 +254,3 @@ async def logout(session: AsyncSession, principal: Principal, refresh_token: str
         .where(LoginSession.id == session_id, LoginSession.revoked_at.is_(None))
         .values(revoked_at=datetime.now(UTC))
     )
-    await session.commit()

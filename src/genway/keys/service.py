@@ -46,7 +46,7 @@ async def create_api_key(
         expires_at=utcnow() + timedelta(days=expires_in_days) if expires_in_days else None,
     )
     session.add(key)
-    await session.commit()
+    await session.flush()
     return key, secret
 
 
@@ -71,5 +71,5 @@ async def revoke_api_key(session: AsyncSession, key: APIKey) -> APIKey:
     """Revoke a key; it is refused from the next request on. Idempotent."""
     if key.revoked_at is None:
         key.revoked_at = utcnow()
-        await session.commit()
+        await session.flush()
     return key

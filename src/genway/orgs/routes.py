@@ -59,7 +59,6 @@ async def create_organization(
     org = await service.create_organization(
         session, body.name, principal.user, display_name=body.display_name
     )
-    await session.commit()
     return OrganizationResponse.model_validate(org)
 
 

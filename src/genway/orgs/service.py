@@ -128,7 +128,7 @@ async def update_organization(
         merged.update(changes.settings.model_dump(exclude_none=True))
         org.settings = merged
     session.add(org)
-    await session.commit()
+    await session.flush()
     return org
 
 
@@ -211,7 +211,7 @@ async def add_member(
         raise Conflict(f"{user.email} is already a member of this organization")
     membership = Membership(org_id=org_id, user_id=user.id, role=role)
     session.add(membership)
-    await session.commit()
+    await session.flush()
     return Member(user, membership)
 
 
@@ -241,7 +241,7 @@ async def change_member_role(
     ):
         raise LastOwner("The last owner cannot be demoted; make another member owner first")
     member.membership.role = role
-    await session.commit()
+    await session.flush()
     return member
 
 
@@ -253,7 +253,7 @@ async def remove_member(session: AsyncSession, org_id: int, actor_role: Role, us
     if current is Role.OWNER and await _owner_count(session, org_id) <= 1:
         raise LastOwner("The last owner cannot be removed")
     await session.delete(member.membership)
-    await session.commit()
+    await session.flush()
 
 
 def validate_org_name(name: str) -> str:

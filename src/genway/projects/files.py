@@ -185,7 +185,7 @@ async def _write(
         created.append(change.path not in existing)
         session.add(_history(project_id, revision, change, (size, sha), author_id, job_id, message))
     await _grow(session, project_id, delta, limits.project_max_bytes)
-    await session.commit()
+    await session.flush()
     return Written(revision, written, created)
 
 

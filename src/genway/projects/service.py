@@ -29,7 +29,7 @@ def org_projects(org_id: int) -> Select[Project]:
 async def create_project(
     session: AsyncSession, org_id: int, user_id: int | None, data: ProjectCreate
 ) -> Project:
-    """A new project in the organization (committed)."""
+    """A new project in the organization."""
     project = Project(
         org_id=org_id,
         name=data.name,
@@ -39,7 +39,7 @@ async def create_project(
         created_by=user_id,
     )
     session.add(project)
-    await session.commit()
+    await session.flush()
     return project
 
 
@@ -62,13 +62,13 @@ async def list_projects(
 async def update_project(
     session: AsyncSession, org_id: int, project_id: int, changes: dict[str, Any]
 ) -> Project:
-    """Apply the fields present in `changes` (committed). Raises ProjectNotFound, InvalidInput."""
+    """Apply the fields present in `changes`. Raises ProjectNotFound, InvalidInput."""
     project = await get_project(session, org_id, project_id)
     for field, value in changes.items():
         if value is None and field not in NULLABLE_FIELDS:
             raise InvalidInput(f"'{field}' cannot be null")
         setattr(project, field, value)
-    await session.commit()
+    await session.flush()
     await session.refresh(project)
     return project
 
@@ -77,4 +77,4 @@ async def delete_project(session: AsyncSession, org_id: int, project_id: int) ->
     """Delete a project with its files and revisions. Raises ProjectNotFound."""
     project = await get_project(session, org_id, project_id)
     await session.delete(project)
-    await session.commit()
+    await session.flush()

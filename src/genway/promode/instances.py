@@ -91,13 +91,12 @@ class Instances:
             )
             for spec in inputs
         ]
-        async with self.worker.database.sessions() as session:
+        async with self.worker.database.transaction() as session:
             session.add_all(children)
             await session.flush()
             events = [event for child in children for event in self._start_events(child, now)]
             session.add_all(events)
             on_commit(session, [event_payload(event, parent.org_id) for event in events])
-            await session.commit()
         for child in children:
             self.active[child.id] = child
             self.cancel_events[child.id] = asyncio.Event()
@@ -170,7 +169,7 @@ class Instances:
 
     async def cancel_leftovers(self) -> int:
         """Cancel children of an earlier attempt of this session that did not finish."""
-        async with self.worker.database.sessions() as session:
+        async with self.worker.database.transaction() as session:
             leftovers = list(
                 await session.scalars(
                     org_jobs(self.session_job.org_id).where(
@@ -186,7 +185,6 @@ class Instances:
                     .where(jobs_table.c.id == child.id)
                     .values(lease_expires_at=utcnow())
                 )
-            await session.commit()
         return len(leftovers)
 
     async def __aenter__(self) -> Instances:

@@ -15,16 +15,16 @@ from collections.abc import AsyncIterator
 from datetime import date
 
 import structlog
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from genway.db import Database
 from genway.ratelimit.usage import Metric, record_usage, utc_today
 
 log = structlog.get_logger("genway.usage")
 
 
 class UsageBuffer:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        self.sessions = sessions
+    def __init__(self, database: Database) -> None:
+        self.database = database
         self._counts: Counter[tuple[int, int | None, str, date]] = Counter()
 
     def count(
@@ -43,11 +43,10 @@ class UsageBuffer:
         if not counts:
             return 0
         try:
-            async with self.sessions() as session:
+            async with self.database.transaction() as session:
                 # One lock order for every writer: sorted keys.
                 for (org_id, user_id, metric, day), value in sorted(counts.items(), key=str):
                     await record_usage(session, org_id, metric, value, user_id=user_id, day=day)
-                await session.commit()
         except Exception as exc:  # keep the counts for the next flush rather than lose them
             log.error("usage_flush_failed", error=str(exc))
             self._counts.update(counts)

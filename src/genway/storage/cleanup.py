@@ -13,9 +13,8 @@ from datetime import timedelta
 
 import structlog
 from sqlalchemy import delete, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from genway.db import utcnow
+from genway.db import Database, utcnow
 from genway.storage.blobs import BlobStore
 from genway.storage.models import Artifact, ArtifactKind
 from genway.storage.service import count_references
@@ -32,14 +31,14 @@ class CleanupReport:
 class UploadCleaner:
     def __init__(
         self,
-        sessions: async_sessionmaker[AsyncSession],
+        database: Database,
         store: BlobStore,
         ttl_s: float,
         *,
         batch: int = 500,
         blob_grace_s: float = 300.0,
     ) -> None:
-        self.sessions = sessions
+        self.database = database
         self.store = store
         self.ttl_s = ttl_s
         self.batch = batch
@@ -49,7 +48,7 @@ class UploadCleaner:
         """One pass over the oldest unreferenced uploads (at most `batch` of them)."""
         report = CleanupReport()
         cutoff = utcnow() - timedelta(seconds=self.ttl_s)
-        async with self.sessions() as session:
+        async with self.database.transaction() as session:
             # Across organizations on purpose: this is housekeeping, not a tenant's request.
             stale = (
                 await session.execute(
@@ -69,8 +68,8 @@ class UploadCleaner:
                         Artifact.last_referenced_at < cutoff,
                     )
                 )
-                await session.commit()
                 report.uploads_deleted = len(stale)
+        async with self.database.sessions() as session:
             counts = await count_references(session, [row.sha256 for row in stale])
         for sha256, references in counts.items():
             if references == 0 and self.store.delete(sha256, unused_for_s=self.blob_grace_s):

@@ -98,7 +98,7 @@ async def save_upload(
         existing = await _latest_upload(session, org_id, name)
         if existing is not None and existing.sha256 == sha256:
             existing.last_referenced_at = utcnow()
-            await session.commit()
+            await session.flush()
             return existing
         if existing is None or overwrite:
             break
@@ -112,7 +112,7 @@ async def save_upload(
         content_type=info.content_type,
     )
     session.add(artifact)
-    await session.commit()
+    await session.flush()
     return artifact
 
 

@@ -35,7 +35,7 @@ async def runtime(settings: Settings) -> AsyncIterator[Runtime]:
     database = Database(settings.resolved_database_url)
     broadcaster = create_broadcaster(settings.redis_url, settings.events_channel)
     wakeup = Wakeup(settings.resolved_database_url)
-    usage = UsageBuffer(database.sessions)
+    usage = UsageBuffer(database)
     await broadcaster.start()
     await wakeup.start()
     database.publisher = _publisher(broadcaster, wakeup, usage)

@@ -196,7 +196,7 @@ async def test_jobs_wait_without_spending_attempts_while_every_backend_is_down(
     for backend in backends:
         await backend.die()
     health = await wait_healthy(api, 0)
-    assert health["status"] == "degraded"
+    assert health["status"] == "degraded", health
     assert [b["state"] for b in health["engines"]["comfyui"]["backends"]] == ["unhealthy"] * 2
     job = await submit(api, tenant, WORKFLOW, {"workflow": invert_workflow()}, max_attempts=1)
     for _ in range(5):  # several deferral rounds

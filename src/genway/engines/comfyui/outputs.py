@@ -67,9 +67,8 @@ class OutputCollector:
         self._pending: list[asyncio.Task[None]] = []
 
     async def forget_earlier_attempts(self) -> None:
-        async with self.database.sessions() as session:
+        async with self.database.transaction() as session:
             await artifacts.drop_job_outputs(session, self.job.org_id, self.job.id)
-            await session.commit()
 
     def node_executed(
         self, node_id: str, output: NodeOutput, stored: Callable[[dict[str, Any]], None]
@@ -141,12 +140,10 @@ class OutputCollector:
         return ref
 
     async def _store(self, name: str, data: bytes, content_type: str) -> Artifact:
-        async with self.database.sessions() as session:
-            artifact = await artifacts.add_output(
+        async with self.database.transaction() as session:
+            return await artifacts.add_output(
                 session, self.store, self.job.org_id, self.job.id, name, data, content_type
             )
-            await session.commit()
-            return artifact
 
     def result(self, prompt_id: str) -> dict[str, Any]:
         return {"prompt_id": prompt_id, "outputs": self.outputs, "artifacts": self.artifacts}

@@ -222,7 +222,7 @@ async def comfyui_runtime(settings: Settings, database: Database) -> AsyncIterat
     template = load_txt2img_template(settings.comfyui_txt2img_template)
     policy = NodePolicy.load(settings.comfyui_node_policy)
     engine = ComfyUIEngine(settings, database, build_pool(settings), template, policy)
-    cleaner = UploadCleaner(database.sessions, engine.store, settings.upload_ttl_s)
+    cleaner = UploadCleaner(database, engine.store, settings.upload_ttl_s)
     tasks = [
         asyncio.create_task(engine.keep_checking(), name="comfyui-health"),
         asyncio.create_task(
