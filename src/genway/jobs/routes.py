@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated
@@ -18,6 +17,7 @@ from genway.jobs.deps import admitted, submitter
 from genway.jobs.models import Job
 from genway.jobs.schemas import CancelResponse, JobCreate, JobPage, JobResponse
 from genway.jobs.states import JobStatus
+from genway.kit import fastjson
 from genway.realtime.streams import job_event_stream
 
 router = APIRouter(prefix="/v1/organizations/{org_id}/jobs", tags=["jobs"])
@@ -97,7 +97,7 @@ async def cancel_job(
 def sse_format(event: dict[str, object] | None) -> str:
     if event is None:
         return ": keep-alive\n\n"
-    return f"id: {event['seq']}\nevent: {event['type']}\ndata: {json.dumps(event)}\n\n"
+    return f"id: {event['seq']}\nevent: {event['type']}\ndata: {fastjson.dumps_text(event)}\n\n"
 
 
 @router.get(

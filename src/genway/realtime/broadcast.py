@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from typing import Any
 
 import structlog
 from redis.asyncio import Redis
+
+from genway.kit import fastjson
 
 log = structlog.get_logger("genway.broadcast")
 
@@ -63,7 +64,7 @@ class RedisBroadcaster(Broadcaster):
         super().__init__()
         self.redis = Redis.from_url(url)
         self.channel = channel
-        self._outbox: asyncio.Queue[list[str]] = asyncio.Queue()
+        self._outbox: asyncio.Queue[list[bytes]] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self._listening = asyncio.Event()
 
@@ -87,7 +88,7 @@ class RedisBroadcaster(Broadcaster):
 
     def publish(self, events: list[dict[str, Any]]) -> None:
         if events:
-            self._outbox.put_nowait([json.dumps(event) for event in events])
+            self._outbox.put_nowait([fastjson.dumps(event) for event in events])
 
     async def _send_loop(self) -> None:
         while True:
@@ -116,7 +117,7 @@ class RedisBroadcaster(Broadcaster):
                     self._listening.set()
                     async for message in pubsub.listen():
                         if message.get("type") == "message":
-                            self._deliver(json.loads(message["data"]))
+                            self._deliver(fastjson.loads(message["data"]))
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
