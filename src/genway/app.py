@@ -84,12 +84,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     app.add_middleware(RateLimitHeadersMiddleware)
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
+    # FastAPI matches a request against the routes in order (twice: to pick and to handle), so
+    # the routers clients call all the time come first: job reads and submissions, then
+    # ComfyUI's API (stock clients poll `/history` and fetch `/view` for every image).
+    app.include_router(observability_router)
+    app.include_router(jobs_router)
+    app.include_router(comfyui_compat_router)
+    app.include_router(comfyui_ws_router)
     for router in (
-        observability_router,
         auth_router,
         orgs_router,
         keys_router,
-        jobs_router,
         legacy_jobs_router,
         jobs_ws_router,
         usage_router,
@@ -101,11 +106,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         agents_alpha_router,
         legacy_agents_router,
         promode_router,
+        storage_router,
+        generate_router,
     ):
         app.include_router(router)
-    app.include_router(storage_router)
-    app.include_router(generate_router)
-    for prefix in ("", "/api"):  # current ComfyUI serves its API at the root and under /api
-        app.include_router(comfyui_compat_router, prefix=prefix, include_in_schema=not prefix)
-        app.include_router(comfyui_ws_router, prefix=prefix)
+    # Current ComfyUI serves its API under /api as well.
+    app.include_router(comfyui_compat_router, prefix="/api", include_in_schema=False)
+    app.include_router(comfyui_ws_router, prefix="/api")
     return app

@@ -80,6 +80,11 @@ class JobContext:
     async def output(self, name: str, data: dict[str, Any]) -> None:
         await self.worker.report_event(self.job, EventType.OUTPUT, {"name": name, **data})
 
+    def output_soon(self, name: str, data: dict[str, Any]) -> None:
+        """An output event written with the worker's next batch, without waiting for it; the
+        job's end, returned later, is written after it (in that batch or a later one)."""
+        self.worker.writer.event_soon(self.job, EventType.OUTPUT, {"name": name, **data})
+
     def raise_if_cancelled(self) -> None:
         if self.cancelled.is_set():
             raise JobCancelled

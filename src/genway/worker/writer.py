@@ -87,6 +87,11 @@ class JobWriter:
         writes.waiting.append(done)
         return await done
 
+    def event_soon(self, job: Job, type_: EventType, data: dict[str, Any]) -> None:
+        """Record an event without waiting for its commit. It is written with the next batch,
+        and before any end of the job recorded after it (a batch writes events, then ends)."""
+        self._for(job).events.append((type_, data))
+
     async def finish(self, job: Job, status: JobStatus, **outcome: Any) -> bool:
         """End a held job (`result=` / `error=`); False when the worker no longer held it."""
         return await self._end(job, status, outcome)

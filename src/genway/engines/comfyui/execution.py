@@ -202,11 +202,14 @@ class PromptExecution:
                 elif isinstance(event, NodeExecuted):
                     outputs.node_executed(event.node, event.output, self._announcer(relay, event))
                 elif isinstance(event, ExecutionSucceeded):
-                    # Store the last outputs and messages while the backend writes its history.
-                    wrapping_up = asyncio.create_task(self._wrap_up(outputs, relay))
+                    # Store the last outputs while the backend writes its history.
+                    wrapping_up = asyncio.create_task(outputs.settle())
                 elif isinstance(event, Finished):
                     if wrapping_up is not None:
                         await wrapping_up
+                    # The last messages go with the job's end, in one write: not a commit of
+                    # their own on the image's path.
+                    relay.flush_soon()
                     await outputs.finished(event.history)
                     result = outputs.result(self.prompt_id)
                     return {**result, "node_errors": dropped} if dropped else result
@@ -221,11 +224,6 @@ class PromptExecution:
             relay.add(messages.executed(self.prompt_id, event.node, ui))
 
         return stored
-
-    @staticmethod
-    async def _wrap_up(outputs: OutputCollector, relay: ProgressRelay) -> None:
-        await outputs.settle()
-        await relay.flush()
 
 
 def _first_problem(node_errors: dict[str, Any]) -> str:

@@ -91,6 +91,13 @@ class ProgressRelay:
             batch, self._buffer = self._buffer, []
             await asyncio.shield(self.ctx.output(MESSAGES_OUTPUT, {"messages": batch}))
 
+    def flush_soon(self) -> None:
+        """Hand the buffered messages to the worker's writer without waiting for the commit:
+        the job's final status follows them in the same or a later batch."""
+        if self._buffer:
+            batch, self._buffer = self._buffer, []
+            self.ctx.output_soon(MESSAGES_OUTPUT, {"messages": batch})
+
     async def close(self) -> None:
         """Write what is left (also when the prompt failed: the messages up to the failure)."""
         if self._flusher is not None:
