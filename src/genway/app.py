@@ -60,8 +60,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 {WORKFLOW_KIND: rt.comfyui.admit_job_input} if rt.comfyui is not None else {}
             )
             app.state.limiter = RateLimiter.from_settings(settings, metrics.ratelimit_errors)
-            app.state.principal_cache = PrincipalCache(
-                rt.database, enabled=settings.is_sqlite and not settings.redis_url
+            app.state.principal_cache = PrincipalCache.for_runtime(
+                rt.database, rt.broadcaster, settings
             )
             app.state.request_meter = rt.usage
             if not settings.embedded_worker:

@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     refresh_token_ttl_s: int = Field(default=30 * 24 * 3600, ge=60)
     password_min_length: int = Field(default=8, ge=1)
     key_last_used_resolution_s: int = Field(default=60, ge=0)
+    # With several processes (Redis): how long an API key's principal may be served from a
+    # process's cache if news of a revocation were lost; normally it arrives in milliseconds.
+    auth_cache_max_age_s: float = Field(default=5.0, ge=0)
 
     login_failures_per_minute: int = Field(default=10, ge=1)
     ratelimit_enabled: bool = True

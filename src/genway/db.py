@@ -55,6 +55,7 @@ class Committed:
     events: list[dict[str, Any]]
     wake: bool
     usage: list[UsageIncrement]
+    auth_changed: bool = False  # rows authentication depends on changed: caches elsewhere drop
 
 
 # Set by the runtime that owns the Database.
@@ -159,8 +160,9 @@ def _touches_auth(session: Session) -> bool:
 class Database:
     """The engine and its session factory, owned by the app or a worker process.
 
-    `auth_generation` counts commits (through this object) that changed rows authentication
-    depends on; caches of principals compare against it.
+    `auth_generation` counts commits that changed rows authentication depends on, this
+    process's own and, through the broadcaster, other processes'; caches of principals compare
+    against it.
     """
 
     def __init__(self, url: str) -> None:
@@ -173,7 +175,6 @@ class Database:
             pass
 
         event.listen(TrackedSession, "after_flush", self._note_auth_change)
-        event.listen(TrackedSession, "after_commit", self._bump_if_auth_changed)
         event.listen(TrackedSession, "after_commit", self._publish_pending)
         event.listen(TrackedSession, "after_rollback", self._drop_pending)
         event.listen(TrackedSession, "do_orm_execute", self._note_statement)
@@ -197,22 +198,25 @@ class Database:
             if state.bind_mapper.local_table.name in AUTH_TABLES:  # type: ignore[attr-defined]
                 state.session.info["auth_changed"] = True
 
-    def _bump_if_auth_changed(self, session: Session) -> None:
-        if session.info.pop("auth_changed", False):
-            self.auth_generation += 1
+    def auth_changed_elsewhere(self) -> None:
+        """Another process committed an auth change (or its news may have been lost)."""
+        self.auth_generation += 1
 
     def _publish_pending(self, session: Session) -> None:
         info = session.info
         info.pop(WROTE, None)
+        auth_changed = bool(info.pop("auth_changed", False))
+        if auth_changed:
+            self.auth_generation += 1
         events: list[dict[str, Any]] = info.pop(PENDING_EVENTS, [])
         wake = bool(info.pop(PENDING_WAKEUP, False))
         usage: list[UsageIncrement] = info.pop(PENDING_USAGE, [])
-        if (events or wake or usage) and self.publisher is not None:
-            self.publisher(Committed(events, wake, usage))
+        if (events or wake or usage or auth_changed) and self.publisher is not None:
+            self.publisher(Committed(events, wake, usage, auth_changed))
 
     @staticmethod
     def _drop_pending(session: Session) -> None:
-        for key in (PENDING_EVENTS, PENDING_WAKEUP, PENDING_USAGE, WROTE):
+        for key in (PENDING_EVENTS, PENDING_WAKEUP, PENDING_USAGE, WROTE, "auth_changed"):
             session.info.pop(key, None)
 
     @contextlib.asynccontextmanager

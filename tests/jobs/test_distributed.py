@@ -63,7 +63,10 @@ def cluster(
     asyncio.run(_truncate(database_url))
     tenant = asyncio.run(new_tenant(database_url))
     workdir: Path = tmp_path_factory.mktemp("cluster")
-    with Processes(workdir, database_url, redis_url=redis_url) as processes:
+    # Cached API keys never expire by age here: only the Redis news of a revocation can end
+    # them (test_a_key_revoked_through_one_api_is_refused_by_the_other).
+    never = {"GENWAY_AUTH_CACHE_MAX_AGE_S": "86400"}
+    with Processes(workdir, database_url, redis_url=redis_url, extra_env=never) as processes:
         apis = [processes.api(f"api-{n}") for n in (1, 2)]
         workers = [processes.worker(f"worker-{n}", concurrency=WORKER_CONCURRENCY) for n in (1, 2)]
 
@@ -202,3 +205,26 @@ async def test_cancel_through_one_api_stops_a_job_running_on_a_worker(cluster: C
     types = [(e["type"], e["data"].get("status")) for e in events]
     assert ("cancel_requested", None) in types
     assert types[-1] == ("status", "cancelled")
+
+
+async def test_a_key_revoked_through_one_api_is_refused_by_the_other(cluster: Cluster):
+    tenant, (first, second) = cluster.tenant, cluster.apis
+    keys = f"/v1/organizations/{tenant.org_id}/api-keys"
+    async with first.client(headers=tenant.headers) as http:
+        created = (await http.post(keys, json={"name": "revoked soon"})).json()
+    headers = {"Authorization": f"Bearer {created['api_key']}"}
+    for api in (first, second):  # both processes now hold the key in their caches
+        async with api.client(headers=headers) as http:
+            assert (await http.get("/v1/users/me")).status_code == 200
+            assert (await http.get("/v1/users/me")).status_code == 200
+    async with first.client(headers=tenant.headers) as http:
+        assert (await http.delete(f"{keys}/{created['id']}")).status_code == 200
+
+    async def refused() -> bool | None:
+        async with second.client(headers=headers) as http:
+            response = await http.get("/v1/users/me")
+        return True if response.status_code == 401 else None
+
+    await wait_until(refused, timeout=30, what="the other API to refuse the revoked key")
+    async with first.client(headers=headers) as http:
+        assert (await http.get("/v1/users/me")).status_code == 401

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import structlog
@@ -18,11 +18,22 @@ log = structlog.get_logger("genway.broadcast")
 SUBSCRIBER_BUFFER = 1000
 
 
+AUTH_CHANGED = {"auth_changed": True}
+
+
 class Broadcaster:
-    """In-process fan-out; `RedisBroadcaster` extends it to every process sharing a Redis."""
+    """In-process fan-out; `RedisBroadcaster` extends it to every process sharing a Redis.
+
+    Besides job events it carries one more piece of news: "rows authentication depends on
+    changed" (a key revoked, a member removed...), for the principal caches of other processes.
+    """
+
+    # Whether other processes hear of this process's auth changes (and this one of theirs).
+    shares_auth_changes = False
 
     def __init__(self) -> None:
         self._subscribers: dict[int, set[asyncio.Queue[dict[str, Any]]]] = defaultdict(set)
+        self.on_auth_change: Callable[[], None] | None = None
 
     async def start(self) -> None:
         return None
@@ -34,6 +45,13 @@ class Broadcaster:
         """Hand committed events to subscribers; never blocks the caller."""
         for event in events:
             self._deliver(event)
+
+    def publish_auth_change(self) -> None:
+        """This process committed an auth change (its own caches already know)."""
+
+    def _heard_auth_change(self) -> None:
+        if self.on_auth_change is not None:
+            self.on_auth_change()
 
     def _deliver(self, event: dict[str, Any]) -> None:
         for queue in list(self._subscribers.get(event["job_id"], ())):
@@ -59,6 +77,8 @@ class Broadcaster:
 class RedisBroadcaster(Broadcaster):
     """Publishes through one Redis channel, in order (one pipelined round trip per committed
     batch); relays what arrives to local subscribers."""
+
+    shares_auth_changes = True
 
     def __init__(self, url: str, channel: str = "genway:job-events") -> None:
         super().__init__()
@@ -90,6 +110,9 @@ class RedisBroadcaster(Broadcaster):
         if events:
             self._outbox.put_nowait([fastjson.dumps(event) for event in events])
 
+    def publish_auth_change(self) -> None:
+        self._outbox.put_nowait([fastjson.dumps(AUTH_CHANGED)])
+
     async def _send_loop(self) -> None:
         while True:
             batch = await self._outbox.get()
@@ -114,10 +137,17 @@ class RedisBroadcaster(Broadcaster):
             try:
                 async with self.redis.pubsub() as pubsub:
                     await pubsub.subscribe(self.channel)
+                    # News sent while this process was not listening is lost: assume the worst.
+                    self._heard_auth_change()
                     self._listening.set()
                     async for message in pubsub.listen():
-                        if message.get("type") == "message":
-                            self._deliver(fastjson.loads(message["data"]))
+                        if message.get("type") != "message":
+                            continue
+                        data = fastjson.loads(message["data"])
+                        if "job_id" in data:
+                            self._deliver(data)
+                        elif data.get("auth_changed"):
+                            self._heard_auth_change()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

@@ -39,6 +39,7 @@ async def runtime(settings: Settings) -> AsyncIterator[Runtime]:
     await broadcaster.start()
     await wakeup.start()
     database.publisher = _publisher(broadcaster, wakeup, usage)
+    broadcaster.on_auth_change = database.auth_changed_elsewhere
     try:
         async with (
             metering(usage, settings.usage_flush_interval_s),
@@ -54,6 +55,8 @@ async def runtime(settings: Settings) -> AsyncIterator[Runtime]:
 def _publisher(broadcaster: Broadcaster, wakeup: Wakeup, usage: UsageBuffer) -> Publisher:
     def publish(committed: Committed) -> None:
         broadcaster.publish(committed.events)
+        if committed.auth_changed:
+            broadcaster.publish_auth_change()
         if committed.wake:
             wakeup.notify()
         usage.add(committed.usage)
