@@ -17,6 +17,7 @@ CLI, a second worker), whose write transactions are short.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sqlite3
 import weakref
@@ -197,7 +198,9 @@ class InlineConnection(AdaptedConnection):
         try:
             self._sqlite.close()
         finally:
-            self._turn.give_back()
+            # Closed by the garbage collector after its loop ended: nobody waits any more.
+            with contextlib.suppress(RuntimeError):
+                self._turn.give_back()
 
 
 class InlineSQLite(AsyncAdapt_aiosqlite_dbapi):

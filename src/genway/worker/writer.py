@@ -1,6 +1,7 @@
 """One writer per worker process: the events, progress, ends and retries of every job the worker
 runs are written together, in one transaction every few milliseconds (or as soon as `max_items`
-are waiting), in the order they were asked for.
+are waiting), in the order they were asked for. A writer that was idle writes at once: lingering
+only pays when other writes are coming (a lone job's end would just wait).
 
 What stays true: a job's events are committed before (or with) its final status, and a client
 hears of an event only after its commit (the publication is an after-commit hook); progress is
@@ -29,6 +30,9 @@ from genway.queue.wakeup import notify_queued
 from genway.ratelimit.usage import Metric
 
 log = structlog.get_logger("genway.worker")
+
+# A writer whose last batch ended longer ago than this many lingers is idle.
+IDLE_AFTER_LINGERS = 5
 
 
 @dataclass
@@ -120,15 +124,19 @@ class JobWriter:
             self._full.set()
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        last_batch = -float("inf")
         while not self._closing:
             await self._ready.wait()
-            if not self._closing:
+            busy = loop.time() - last_batch < self.linger_s * IDLE_AFTER_LINGERS
+            if busy and not self._closing:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._full.wait(), self.linger_s)
             try:
                 await self._flush()
             except Exception as exc:  # the callers got the error; keep writing for the others
                 log.error("job_writer_batch_failed", error=str(exc))
+            last_batch = loop.time()
 
     async def _flush(self) -> None:
         writes, self._writes = list(self._writes.values()), {}

@@ -19,7 +19,7 @@ from genway.engines.comfyui.prompt_ids import parse_prompt_id
 from genway.engines.comfyui.workflows import InvalidWorkflow, Workflow, validate_api_workflow
 from genway.jobs.models import Job
 from genway.jobs.schemas import JobCreate
-from genway.jobs.service import Submitter, cancel_job, create_job, org_jobs
+from genway.jobs.service import JOB_IN_ORG, Submitter, cancel_job, create_job, org_jobs
 from genway.jobs.states import JobStatus
 
 ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING)
@@ -40,8 +40,8 @@ async def find_prompt(session: AsyncSession, org_id: int, prompt_id: str) -> Job
     if parsed is None:
         return None
     nonce, job_id = parsed
-    job: Job | None = await session.scalar(_comfy_jobs(org_id).where(Job.id == job_id))
-    if job is None or job.input.get("prompt_nonce") != nonce:
+    job: Job | None = await session.scalar(JOB_IN_ORG, {"org_id": org_id, "job_id": job_id})
+    if job is None or job.kind not in COMFY_KINDS or job.input.get("prompt_nonce") != nonce:
         return None
     return job
 
