@@ -94,7 +94,7 @@ async def apply_edits(
     limits = SizeLimits(settings.project_file_max_bytes, settings.project_max_bytes)
     try:
         changes = plan_changes(plan)
-        async with ctx.worker.database.sessions() as session:
+        async with ctx.worker.database.transaction() as session:
             written = await write_files(
                 session,
                 job.org_id,

@@ -36,13 +36,21 @@ def load_and_save(loader: dict[str, Any], prefix: str = "bsteal") -> dict[str, A
     }
 
 
-async def run_secret(api: httpx.AsyncClient, owner: Tenant) -> dict[str, Any]:
-    """Organization A makes an output named like the issue's `alphasecret_00001_.png`."""
+async def run_secret(api: httpx.AsyncClient, owner: Tenant, backend: RealComfyUI) -> dict[str, Any]:
+    """Organization A makes an output named like the issue's `alphasecret_00001_.png`; returns
+    once the backend's copy is erased (that happens just after the job ends, off its path), so
+    the backend's files stay as they are while the attacks run."""
     await wait_healthy(api, 1)
     job = await submit(api, owner, WORKFLOW, {"workflow": invert_workflow("alphasecret")})
     done = await wait_job(api, owner, job["id"])
     assert done["status"] == "succeeded", done
-    return done
+    folder = backend.output_dir / "genway" / done["result"]["prompt_id"]
+    for _ in range(200):
+        files = backend.files_under(folder)
+        if files and set(files.values()) == {0}:
+            return done
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"the backend's copy was not erased: {files}")
 
 
 def assert_refused(response: httpx.Response, node_id: str = "1") -> dict[str, Any]:
@@ -98,7 +106,7 @@ async def test_attacks_are_refused_on_every_dialect(
     real_comfyui: RealComfyUI,
     attack: str,
 ):
-    done = await run_secret(api, tenant)
+    done = await run_secret(api, tenant, real_comfyui)
     image = done["result"]["outputs"]["3"]["images"][0]
     backend_files = [p for p in real_comfyui.output_dir.rglob("alphasecret_*") if p.is_file()]
     secret = {"genway_name": image["filename"], "backend_name": backend_files[-1].name}
@@ -201,7 +209,7 @@ async def test_an_organizations_own_uploads_and_outputs_work_and_leave_nothing_b
 async def test_object_info_shows_no_other_tenants_files(
     api: httpx.AsyncClient, tenant: Tenant, other_tenant: Tenant, real_comfyui: RealComfyUI
 ):
-    await run_secret(api, tenant)
+    await run_secret(api, tenant, real_comfyui)
     info = (await api.get("/object_info", headers=basic(other_tenant.key))).json()
     assert info["LoadImage"]["input"]["required"]["image"][0] == []
     assert info["LoadImageSetFromFolderNode"]["input"]["required"]["folder"][0] == []
