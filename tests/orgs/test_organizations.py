@@ -169,3 +169,30 @@ async def test_codegen_official_client_lists_orgs_and_users(server: str, tenant:
     assert orgs.items[0].settings.enable_pr_creation is True  # type: ignore[attr-defined]
     assert users.total == 1 and users.items[0].email == tenant.owner_email  # type: ignore[attr-defined]
     assert user.id == tenant.owner_id and user.github_username == ""  # type: ignore[attr-defined]
+
+
+async def test_two_owners_demoting_each_other_at_once_leave_one_owner(
+    client: httpx.AsyncClient, tenant: Tenant
+):
+    base = f"/v1/organizations/{tenant.org_id}/members"
+    for _ in range(3):  # a race: tried a few times, each must end with exactly one owner
+        second_id, second_key = await tenant.add_member(Role.OWNER)
+        first_headers = tenant.headers
+        second_headers = {"Authorization": f"Bearer {second_key}"}
+        answers = await asyncio.gather(
+            client.patch(f"{base}/{second_id}", json={"role": "admin"}, headers=first_headers),
+            client.patch(
+                f"{base}/{tenant.owner_id}", json={"role": "admin"}, headers=second_headers
+            ),
+        )
+        # The loser is refused by the last-owner rule (409), or already as an admin (403) when
+        # its request was authorized after the winner's committed.
+        codes = sorted(a.status_code for a in answers)
+        assert codes in ([200, 403], [200, 409]), [a.text for a in answers]
+        members = (await client.get(base, headers=first_headers)).json()["items"]
+        owners = [m for m in members if m["role"] == "owner"]
+        assert len(owners) == 1
+        if owners[0]["user_id"] != tenant.owner_id:  # make the tenant's owner the owner again
+            headers = second_headers
+            await client.patch(f"{base}/{tenant.owner_id}", json={"role": "owner"}, headers=headers)
+        await client.delete(f"{base}/{second_id}", headers=first_headers)

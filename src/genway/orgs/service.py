@@ -6,7 +6,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from genway.auth.passwords import hash_password
@@ -216,6 +216,13 @@ async def add_member(
 
 
 async def _owner_count(session: AsyncSession, org_id: int) -> int:
+    """The organization's owners, counted under a lock on its row (held until the commit), so
+    two owners demoting or removing each other at once cannot both pass the last-owner rule.
+    The lock is a write of the row to itself: PostgreSQL locks the row, and SQLite (no
+    `FOR UPDATE`) takes its write lock, on both before the count is read."""
+    await session.execute(
+        update(Organization).where(Organization.id == org_id).values(id=Organization.id)
+    )
     return int(
         await session.scalar(
             select(func.count())
