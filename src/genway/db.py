@@ -44,6 +44,7 @@ PENDING_EVENTS = "genway_pending_events"
 PENDING_WAKEUP = "genway_pending_wakeup"
 PENDING_USAGE = "genway_pending_usage"
 WROTE = "genway_wrote"  # a statement other than SELECT ran in the current transaction
+AUTH_CHANGED = "genway_auth_changed"  # a row authentication depends on changed
 # (org id, user id, metric, amount): a usage increment no quota depends on.
 UsageIncrement = tuple[int, int | None, str, int]
 
@@ -186,7 +187,7 @@ class Database:
     def _note_auth_change(session: Session, _context: object) -> None:
         session.info[WROTE] = True
         if _touches_auth(session):
-            session.info["auth_changed"] = True
+            session.info[AUTH_CHANGED] = True
 
     @staticmethod
     def _note_statement(state: ORMExecuteState) -> None:
@@ -196,7 +197,7 @@ class Database:
         # last-used timestamp of a key) deliberately do not count.
         if (state.is_update or state.is_delete) and state.bind_mapper is not None:
             if state.bind_mapper.local_table.name in AUTH_TABLES:  # type: ignore[attr-defined]
-                state.session.info["auth_changed"] = True
+                state.session.info[AUTH_CHANGED] = True
 
     def auth_changed_elsewhere(self) -> None:
         """Another process committed an auth change (or its news may have been lost)."""
@@ -205,7 +206,7 @@ class Database:
     def _publish_pending(self, session: Session) -> None:
         info = session.info
         info.pop(WROTE, None)
-        auth_changed = bool(info.pop("auth_changed", False))
+        auth_changed = bool(info.pop(AUTH_CHANGED, False))
         if auth_changed:
             self.auth_generation += 1
         events: list[dict[str, Any]] = info.pop(PENDING_EVENTS, [])
@@ -216,7 +217,7 @@ class Database:
 
     @staticmethod
     def _drop_pending(session: Session) -> None:
-        for key in (PENDING_EVENTS, PENDING_WAKEUP, PENDING_USAGE, WROTE, "auth_changed"):
+        for key in (PENDING_EVENTS, PENDING_WAKEUP, PENDING_USAGE, WROTE, AUTH_CHANGED):
             session.info.pop(key, None)
 
     @contextlib.asynccontextmanager

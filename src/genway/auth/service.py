@@ -62,7 +62,7 @@ async def authenticate_api_key(
             database, cached.principal.key_id, cached.last_used_at, now, settings
         )
         return cached.principal
-    generation = cache.database.auth_generation if cache is not None else 0
+    generation = database.auth_generation
     async with database.sessions() as session:
         principal, key = await _load_key_principal(session, api_key, key_hash, now)
     touched = await _touch_key(database, key.id, key.last_used_at, now, settings)
