@@ -25,10 +25,12 @@ from genway.jobs.legacy_routes import ws_router as jobs_ws_router
 from genway.jobs.routes import router as jobs_router
 from genway.keys.routes import router as keys_router
 from genway.kit.body_limit import BodyLimitMiddleware
+from genway.notifications.routes import router as notifications_router
 from genway.observability.logging import configure_logging
 from genway.observability.metrics import Metrics
 from genway.observability.middleware import RequestContextMiddleware
 from genway.observability.routes import router as observability_router
+from genway.orgevents.routes import router as org_events_router
 from genway.orgs.routes import router as orgs_router
 from genway.projects.legacy_routes import seed002_router as legacy_projects_router
 from genway.projects.legacy_routes import seed004_router as api_projects_router
@@ -38,6 +40,7 @@ from genway.ratelimit.limiter import RateLimiter
 from genway.ratelimit.middleware import RateLimitHeadersMiddleware
 from genway.ratelimit.routes import router as usage_router
 from genway.storage.routes import router as storage_router
+from genway.webhooks.routes import router as webhooks_router
 from genway.worker.runner import running_worker
 from genway.worker.service import build_worker, runtime
 
@@ -108,6 +111,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         promode_router,
         storage_router,
         generate_router,
+        notifications_router,
+        webhooks_router,
+        org_events_router,
     ):
         app.include_router(router)
     # Current ComfyUI serves its API under /api as well.

@@ -20,6 +20,7 @@ from genway.errors import GenwayError, NotFound
 from genway.jobs.cli import jobs_app
 from genway.migrate import UnknownRevision, migrate
 from genway.orgs.models import Tier
+from genway.webhooks.cli import webhooks_app
 
 app = typer.Typer(
     help="Genway: run long AI generation jobs for organizations.", no_args_is_help=True
@@ -31,6 +32,7 @@ app.add_typer(orgs_app, name="orgs")
 app.add_typer(keys_app, name="keys")
 app.add_typer(users_app, name="users")
 app.add_typer(jobs_app, name="jobs")
+app.add_typer(webhooks_app, name="webhooks")
 app.command("models")(models_command)
 app.command("backends")(backends_command)
 

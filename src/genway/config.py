@@ -12,6 +12,8 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 if TYPE_CHECKING:
+    from genway.kit.crypto import SecretBox
+    from genway.webhooks.targets import TargetPolicy
     from genway.worker.runner import WorkerOptions
 
 SECRET_KEY_FILE = "secret_key"
@@ -93,6 +95,40 @@ class Settings(BaseSettings):
     upload_cleanup_interval_s: float = Field(default=600.0, gt=0)
     signed_url_ttl_s: int = Field(default=3600, ge=1)
 
+    encryption_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Fernet keys for secrets stored encrypted, newest first (older ones still "
+        "decrypt); a key derived from SECRET_KEY is always tried last",
+    )
+    webhook_allow_private: bool = Field(
+        default=False,
+        description="Allow webhook targets on loopback, private, link-local or reserved addresses",
+    )
+    webhook_allow_http: bool = Field(default=False, description="Allow http:// webhook targets")
+    webhook_timeout_s: float = Field(default=10.0, gt=0, le=60)
+    webhook_retry_schedule_s: Annotated[list[float], NoDecode] = Field(
+        default_factory=lambda: [5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 25200.0],
+        description="Delay before each retry of a failed delivery (about 24 h in all); an "
+        "endpoint still failing after the last one is disabled",
+    )
+    webhook_concurrency: int = Field(default=32, ge=1, le=1000)
+    webhook_poll_s: float = Field(default=1.0, gt=0)
+    smtp_url: SecretStr | None = Field(
+        default=None,
+        description="SMTP server for notification emails, e.g. smtp://user:pass@host:587?"
+        "starttls=true or smtps://host:465; unset: notifications are in-app only",
+    )
+    smtp_from: str = Field(default="genway@localhost", description="From: of notification emails")
+    smtp_timeout_s: float = Field(default=30.0, gt=0, le=300)
+    email_poll_s: float = Field(default=2.0, gt=0, description="How often the outbox is read")
+    email_max_attempts: int = Field(default=5, ge=1, le=20)
+    email_retry_base_s: float = Field(
+        default=60.0, ge=0, description="Delay before the first retry of an email (x4 each time)"
+    )
+    key_expiry_scan_interval_s: float = Field(
+        default=600.0, gt=0, description="How often keys expiring within 7 days are looked for"
+    )
+
     openai_base_url: str | None = None
     openai_api_key: SecretStr | None = None
     anthropic_base_url: str | None = None
@@ -113,7 +149,12 @@ class Settings(BaseSettings):
     log_json: bool = True
 
     _split_lists = field_validator(
-        "trusted_proxies", "comfyui_urls", "executor_modules", mode="before"
+        "trusted_proxies",
+        "comfyui_urls",
+        "executor_modules",
+        "encryption_keys",
+        "webhook_retry_schedule_s",
+        mode="before",
     )(_split_csv)
 
     def worker_options(
@@ -147,6 +188,19 @@ class Settings(BaseSettings):
     def ensure_data_dir(self) -> Path:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         return self.data_dir
+
+    @property
+    def webhook_policy(self) -> TargetPolicy:
+        from genway.webhooks.targets import TargetPolicy
+
+        return TargetPolicy(self.webhook_allow_private, self.webhook_allow_http)
+
+    @cached_property
+    def secret_box(self) -> SecretBox:
+        """Encrypts and decrypts stored secrets (`kit/crypto.py`)."""
+        from genway.kit.crypto import SecretBox
+
+        return SecretBox.from_secret_key(self.resolved_secret_key, self.encryption_keys)
 
     @cached_property
     def resolved_secret_key(self) -> str:

@@ -45,6 +45,7 @@ PENDING_WAKEUP = "genway_pending_wakeup"
 PENDING_USAGE = "genway_pending_usage"
 WROTE = "genway_wrote"  # a statement other than SELECT ran in the current transaction
 AUTH_CHANGED = "genway_auth_changed"  # a row authentication depends on changed
+PENDING_DELIVERIES = "genway_pending_deliveries"  # webhook deliveries were queued
 # (org id, user id, metric, amount): a usage increment no quota depends on.
 UsageIncrement = tuple[int, int | None, str, int]
 
@@ -57,10 +58,13 @@ class Committed:
     wake: bool
     usage: list[UsageIncrement]
     auth_changed: bool = False  # rows authentication depends on changed: caches elsewhere drop
+    deliveries: bool = False  # webhook deliveries were queued: wake the sender
 
 
 # Set by the runtime that owns the Database.
 Publisher = Callable[[Committed], None]
+# Runs inside a transaction just before it commits (synchronous; it may execute statements).
+BeforeCommit = Callable[[Session], None]
 
 
 def on_commit(
@@ -148,8 +152,18 @@ def create_engine(url: str) -> AsyncEngine:
     )
 
 
+# Tables whose rows per-process caches hold: authentication's, and the webhook endpoints the
+# delivery outbox looks up on every commit with events (`webhooks/outbox.py`).
 AUTH_TABLES = frozenset(
-    {"api_keys", "users", "memberships", "organizations", "login_sessions", "refresh_tokens"}
+    {
+        "api_keys",
+        "users",
+        "memberships",
+        "organizations",
+        "login_sessions",
+        "refresh_tokens",
+        "webhook_endpoints",
+    }
 )
 
 
@@ -171,10 +185,12 @@ class Database:
         self.engine = create_engine(url)
         self.auth_generation = 0
         self.publisher: Publisher | None = None
+        self.before_commit: list[BeforeCommit] = []
 
         class TrackedSession(Session):
             pass
 
+        event.listen(TrackedSession, "before_commit", self._before_commit)
         event.listen(TrackedSession, "after_flush", self._note_auth_change)
         event.listen(TrackedSession, "after_commit", self._publish_pending)
         event.listen(TrackedSession, "after_rollback", self._drop_pending)
@@ -182,6 +198,10 @@ class Database:
         self.sessions = async_sessionmaker(
             self.engine, expire_on_commit=False, sync_session_class=TrackedSession
         )
+
+    def _before_commit(self, session: Session) -> None:
+        for hook in self.before_commit:
+            hook(session)
 
     @staticmethod
     def _note_auth_change(session: Session, _context: object) -> None:
@@ -212,12 +232,20 @@ class Database:
         events: list[dict[str, Any]] = info.pop(PENDING_EVENTS, [])
         wake = bool(info.pop(PENDING_WAKEUP, False))
         usage: list[UsageIncrement] = info.pop(PENDING_USAGE, [])
-        if (events or wake or usage or auth_changed) and self.publisher is not None:
-            self.publisher(Committed(events, wake, usage, auth_changed))
+        deliveries = bool(info.pop(PENDING_DELIVERIES, False))
+        if (events or wake or usage or auth_changed or deliveries) and self.publisher is not None:
+            self.publisher(Committed(events, wake, usage, auth_changed, deliveries))
 
     @staticmethod
     def _drop_pending(session: Session) -> None:
-        for key in (PENDING_EVENTS, PENDING_WAKEUP, PENDING_USAGE, WROTE, AUTH_CHANGED):
+        for key in (
+            PENDING_EVENTS,
+            PENDING_WAKEUP,
+            PENDING_USAGE,
+            WROTE,
+            AUTH_CHANGED,
+            PENDING_DELIVERIES,
+        ):
             session.info.pop(key, None)
 
     @contextlib.asynccontextmanager

@@ -4,10 +4,18 @@ from genway.auth.models import LoginSession, RefreshToken
 from genway.db import Base
 from genway.jobs.models import Job, JobEvent
 from genway.keys.models import APIKey
+from genway.notifications.models import Notification, NotificationPreference, OutboundEmail
+from genway.orgevents.models import OrgEvent
 from genway.orgs.models import Membership, Organization, User
 from genway.projects.models import FileRevision, Project, ProjectFile
 from genway.ratelimit.models import UsageCounter
 from genway.storage.models import Artifact
+from genway.webhooks.models import (
+    OrgWebhookSecret,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 
 __all__ = [
     "APIKey",
@@ -18,10 +26,18 @@ __all__ = [
     "JobEvent",
     "LoginSession",
     "Membership",
+    "Notification",
+    "NotificationPreference",
+    "OrgEvent",
+    "OrgWebhookSecret",
     "Organization",
+    "OutboundEmail",
     "Project",
     "ProjectFile",
     "RefreshToken",
     "UsageCounter",
     "User",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
 ]

@@ -77,6 +77,7 @@ async def run_agent(
         spec,
         timeout_s=settings.agent_timeout_s,
         max_input_bytes=settings.job_input_max_bytes,
+        webhook=body,
     )
     estimate = await service.estimated_seconds(session, context.org_id, body.agent_type)
     return RunAgentResponse(job_id=job.id, status=legacy_status(job), estimated_time=estimate)

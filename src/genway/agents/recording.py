@@ -24,13 +24,9 @@ from sqlalchemy import update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from genway.db import Database, on_commit, utcnow
-from genway.jobs.events import (
-    EventType,
-    append_event,
-    event_payload,
-)
-from genway.jobs.models import JobEvent, jobs_table
+from genway.db import Database, utcnow
+from genway.jobs.events import EventType, append_event, append_events
+from genway.jobs.models import jobs_table
 from genway.jobs.states import JobStatus
 from genway.ratelimit.usage import record_usage
 from genway.realtime.broadcast import Broadcaster
@@ -105,21 +101,9 @@ async def _append_events(session: AsyncSession, events: list[_Event]) -> None:
     by_job: dict[int, list[_Event]] = {}
     for event in events:
         by_job.setdefault(event.job_id, []).append(event)
-    jobs = jobs_table
     for job_id, own in sorted(by_job.items()):  # one lock order for every writer: by job id
-        last = await session.scalar(
-            update(jobs)
-            .where(jobs.c.id == job_id)
-            .values(last_event_seq=jobs.c.last_event_seq + len(own), updated_at=utcnow())
-            .returning(jobs.c.last_event_seq)
-        )
-        if last is None:
-            continue  # the job was deleted (its project or organization went away)
-        now = utcnow()
-        for seq, event in enumerate(own, start=last - len(own) + 1):
-            row = JobEvent(job_id=job_id, seq=seq, type=event.type, data=event.data, created_at=now)
-            session.add(row)
-            on_commit(session, [event_payload(row, event.org_id)])
+        # False: the job was deleted (its project or organization went away).
+        await append_events(session, job_id, own[0].org_id, [(e.type, e.data) for e in own])
 
 
 class EventRecorder:

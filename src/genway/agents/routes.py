@@ -62,6 +62,7 @@ async def create_agent_run(
         spec,
         timeout_s=settings.agent_timeout_s,
         max_input_bytes=settings.job_input_max_bytes,
+        webhook=body,
     )
     return run_response(job, base_url(request, settings))
 
@@ -84,6 +85,7 @@ async def resume_agent_run(
         spec,
         timeout_s=settings.agent_timeout_s,
         max_input_bytes=settings.job_input_max_bytes,
+        webhook=body,
     )
     return run_response(job, base_url(request, settings))
 

@@ -11,6 +11,7 @@ from pydantic import AfterValidator, BaseModel, Field, ValidationError
 
 from genway.agents.system_prompts import Task
 from genway.errors import InvalidInput
+from genway.jobs.schemas import WebhookOptions
 from genway.kit.json_limits import bounded_json
 from genway.kit.schemas import RequestModel, ResponseModel
 
@@ -86,7 +87,7 @@ def agent_input(**fields: Any) -> AgentRunInput:
         ) from exc
 
 
-class CreateAgentRun(RequestModel):
+class CreateAgentRun(WebhookOptions):
     """Codegen's `CreateAgentRunInput`, plus Genway's optional `task` and `project_id`."""
 
     prompt: Prompt
@@ -99,7 +100,7 @@ class CreateAgentRun(RequestModel):
     project_id: int | None = Field(default=None, ge=1, description="Genway: the project to edit")
 
 
-class ResumeAgentRun(RequestModel):
+class ResumeAgentRun(WebhookOptions):
     """Codegen's `ResumeAgentRunInput`: continue a finished run with a new prompt."""
 
     agent_run_id: int
@@ -160,7 +161,7 @@ class AgentRunWithLogs(BaseModel):
     pages: int | None
 
 
-class RunAgentRequest(RequestModel):
+class RunAgentRequest(WebhookOptions):
     """Seed 002's `POST /v1/run-agent`; `agent_type` there is the task."""
 
     project_id: int = Field(ge=1)

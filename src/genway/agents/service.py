@@ -16,7 +16,7 @@ from genway.agents.system_prompts import Task
 from genway.errors import Conflict, NotFound
 from genway.jobs.events import EventType
 from genway.jobs.models import Job, JobEvent
-from genway.jobs.schemas import JobCreate
+from genway.jobs.schemas import JobCreate, WebhookOptions
 from genway.jobs.service import Submitter, create_job, org_jobs
 from genway.jobs.states import JobStatus
 from genway.kit.pagination import PageParams, paginate
@@ -42,9 +42,11 @@ async def start_run(
     *,
     timeout_s: float,
     max_input_bytes: int,
+    webhook: WebhookOptions | None = None,
 ) -> Job:
-    """Queue an agent run. Raises ProjectNotFound (project of another org, or none), and what
-    `create_job` raises (InvalidInput, PayloadTooLarge, QuotaExceeded)."""
+    """Queue an agent run (told to `webhook` when given). Raises ProjectNotFound (project of
+    another org, or none), and what `create_job` raises (InvalidInput, PayloadTooLarge,
+    QuotaExceeded)."""
     if spec.project_id is not None:
         await get_project(session, submitter.org_id, spec.project_id)
     job, _created = await create_job(
@@ -55,6 +57,7 @@ async def start_run(
             input=spec.model_dump(mode="json", exclude_none=True),
             project_id=spec.project_id,
             timeout_s=timeout_s,
+            **(webhook.model_dump(include={"webhook", "webhook_events_filter"}) if webhook else {}),
         ),
         max_input_bytes=max_input_bytes,
     )

@@ -18,24 +18,19 @@ from sqlalchemy import (
     ClauseElement,
     ColumnElement,
     Row,
-    Table,
     Update,
     bindparam,
-    insert,
     true,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from genway.db import on_commit, utcnow
-from genway.jobs.events import EventType, payload
-from genway.jobs.models import JobEvent, jobs_table
+from genway.db import utcnow
+from genway.jobs.events import EventRow, EventType, record_events
+from genway.jobs.models import jobs_table
 from genway.jobs.states import InvalidTransition, JobStatus
 
 jobs = jobs_table
-job_events: Table = JobEvent.__table__  # type: ignore[assignment]
-# An event to insert: (job id, org id, seq, type, data).
-EventRow = tuple[int, int, int, str, dict[str, Any]]
 Q, R = JobStatus.QUEUED, JobStatus.RUNNING
 S, F, C = JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED
 
@@ -181,25 +176,6 @@ async def transition(
 
 def _data(data: dict[str, Any], row: Row[Any], change: Transition) -> dict[str, Any]:
     return {**data, "attempt": row.attempts} if change.records_attempt else data
-
-
-async def record_events(session: AsyncSession, events: Sequence[EventRow], now: datetime) -> None:
-    """Insert events (job id, org id, seq, type, data) in one statement; they are published
-    once the transaction commits."""
-    if not events:
-        return
-    rows = [
-        {"job_id": job_id, "seq": seq, "type": type_, "data": data, "created_at": now}
-        for job_id, _org_id, seq, type_, data in events
-    ]
-    await session.execute(insert(job_events), rows if len(rows) > 1 else rows[0])
-    on_commit(
-        session,
-        [
-            payload(job_id, org_id, seq, type_, data, now)
-            for job_id, org_id, seq, type_, data in events
-        ],
-    )
 
 
 def submitted_event(job_id: int, org_id: int) -> EventRow:

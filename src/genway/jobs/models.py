@@ -53,6 +53,10 @@ class Job(Base):
     timeout_s: Mapped[float] = mapped_column(Float)
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     error: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # Replicate's model: a URL told of this job's events (`webhook_events`: start, output,
+    # logs, completed), signed with the organization's webhook secret.
+    webhook: Mapped[str | None] = mapped_column(String(2048), nullable=True)
+    webhook_events: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
     idempotency_key: Mapped[str | None] = mapped_column(String(255), nullable=True)
     request_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)

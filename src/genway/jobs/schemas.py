@@ -3,14 +3,34 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 
 from genway.kit.schemas import RequestModel, ResponseModel
 
+WebhookFilter = Literal["start", "output", "logs", "completed"]
 
-class JobCreate(RequestModel):
+
+class WebhookOptions(RequestModel):
+    """A job's own webhook (Replicate's model), accepted wherever a job is created."""
+
+    webhook: str | None = Field(
+        default=None,
+        max_length=2048,
+        description="A URL told of this job's events by a signed POST (Standard Webhooks; the "
+        "secret is the organization's, `GET .../webhooks/default/secret`)",
+        examples=["https://example.com/hooks/genway"],
+    )
+    webhook_events_filter: list[WebhookFilter] | None = Field(
+        default=None,
+        min_length=1,
+        description="Which events reach `webhook` (default all): `start`, `output` and `logs` "
+        "(each at most every 500 ms), `completed`",
+    )
+
+
+class JobCreate(WebhookOptions):
     kind: str = Field(min_length=1, max_length=64, examples=["diagnostic.sleep"])
     input: dict[str, Any] = Field(default_factory=dict)
     priority: int = Field(default=0, ge=-100, le=100, description="Higher runs first")
@@ -44,6 +64,10 @@ class JobResponse(ResponseModel):
     error: dict[str, Any] | None
     idempotency_key: str | None
     cancel_requested: bool
+    webhook: str | None = None
+    webhook_events_filter: list[str] | None = Field(
+        default=None, validation_alias=AliasChoices("webhook_events", "webhook_events_filter")
+    )
     queue_position: int | None = Field(
         default=None,
         description="1 for the next job to run, while queued; computed when the job is read "

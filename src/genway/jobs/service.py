@@ -16,8 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from genway.db import on_commit, utcnow
 from genway.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
-from genway.jobs.events import EventType, append_event
-from genway.jobs.lifecycle import record_events, submitted_event, transition
+from genway.jobs.events import EventType, append_event, record_events
+from genway.jobs.lifecycle import submitted_event, transition
 from genway.jobs.models import Job, jobs_table
 from genway.jobs.schemas import JobCreate
 from genway.jobs.states import JobStatus
@@ -26,6 +26,8 @@ from genway.queue.wakeup import notify_queued
 from genway.ratelimit.quotas import QuotaExceeded, consume_quota, quota_metric
 from genway.ratelimit.tiers import limits_for
 from genway.ratelimit.usage import Metric
+from genway.webhooks.outbox import note_job_webhook
+from genway.webhooks.targets import TargetPolicy, check_target, configured_policy
 from genway.worker.registry import validate_job_input
 
 
@@ -80,17 +82,21 @@ async def create_job(
     idempotency_key: str | None = None,
     max_input_bytes: int,
     parent_id: int | None = None,
+    webhook_policy: TargetPolicy | None = None,
 ) -> tuple[Job, bool]:
     """Store and queue a job in the caller's transaction; returns (job, created).
 
     An `idempotency_key` already used with the same request returns that job (created False).
     A top-level job draws on its kind's daily quota (child jobs belong to their parent's).
-    Raises InvalidInput (unknown kind, bad input), PayloadTooLarge, Conflict (key reused with a
-    different request), QuotaExceeded."""
+    A `webhook` URL is checked against `webhook_policy` (the process's when None).
+    Raises InvalidInput (unknown kind, bad input, a refused webhook URL), PayloadTooLarge,
+    Conflict (key reused with a different request), QuotaExceeded."""
     size = len(json.dumps(spec.input, separators=(",", ":")))
     if size > max_input_bytes:
         raise PayloadTooLarge(f"Job input is {size} bytes; the limit is {max_input_bytes}")
     executor, normalized = validate_job_input(spec.kind, spec.input)
+    if spec.webhook is not None:
+        await check_target(spec.webhook, webhook_policy or configured_policy())
     request_hash = _request_hash(spec)
     if idempotency_key is not None:
         existing = await _by_idempotency_key(session, submitter.org_id, idempotency_key)
@@ -111,6 +117,8 @@ async def create_job(
         "timeout_s": spec.timeout_s or executor.default_timeout_s,
         "idempotency_key": idempotency_key,
         "request_hash": request_hash,
+        "webhook": spec.webhook,
+        "webhook_events": spec.webhook_events_filter,
         "run_after": now,
         "created_at": now,
         "updated_at": now,
@@ -122,6 +130,7 @@ async def create_job(
         existing = await _by_idempotency_key(session, submitter.org_id, idempotency_key or "")
         assert existing is not None
         return _replay(existing, request_hash), False
+    note_job_webhook(session, job.id, job.webhook, job.webhook_events)
     await record_events(session, [submitted_event(job.id, job.org_id)], job.created_at)
     await notify_queued(session)
     # Last before the commit at the boundary: the counter rows it upserts stay locked until then.

@@ -26,6 +26,8 @@ class APIKey(Base):
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # When its creator was told it expires soon (`notifications/expiry.py`), once per key.
+    expiry_warned_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 api_keys_table: Table = APIKey.__table__  # type: ignore[assignment]

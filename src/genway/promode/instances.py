@@ -24,13 +24,10 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from genway.agents.recording import EventRecorder, Write
-from genway.db import on_commit, utcnow
-from genway.jobs.events import (
-    EventType,
-    event_payload,
-)
+from genway.db import utcnow
+from genway.jobs.events import EventRow, EventType, record_events
 from genway.jobs.lifecycle import allowed
-from genway.jobs.models import Job, JobEvent, jobs_table
+from genway.jobs.models import Job, jobs_table
 from genway.jobs.service import cancel_job, org_jobs
 from genway.jobs.states import JobStatus
 from genway.promode.schemas import InstanceInput
@@ -95,14 +92,13 @@ class Instances:
             session.add_all(children)
             await session.flush()
             events = [event for child in children for event in self._start_events(child, now)]
-            session.add_all(events)
-            on_commit(session, [event_payload(event, parent.org_id) for event in events])
+            await record_events(session, events, now)
         for child in children:
             self.active[child.id] = child
             self.cancel_events[child.id] = asyncio.Event()
         return children
 
-    def _start_events(self, child: Job, now: datetime) -> list[JobEvent]:
+    def _start_events(self, child: Job, now: datetime) -> list[EventRow]:
         # The two status events a claimed job has (queued, then running), numbered 1 and 2 as
         # `last_event_seq` says; written directly because the rows are new and ours alone.
         reason = f"agent instance of Pro Mode session {self.session_job.id}"
@@ -115,12 +111,8 @@ class Instances:
             "worker_id": child.worker_id,
         }
         return [
-            JobEvent(
-                job_id=child.id, seq=1, type=EventType.STATUS, data=queued_data, created_at=now
-            ),
-            JobEvent(
-                job_id=child.id, seq=2, type=EventType.STATUS, data=running_data, created_at=now
-            ),
+            (child.id, child.org_id, 1, EventType.STATUS, queued_data),
+            (child.id, child.org_id, 2, EventType.STATUS, running_data),
         ]
 
     def finish(

@@ -9,13 +9,14 @@ from pydantic import Field, model_validator
 
 from genway.agents.schemas import ModelName, Prompt
 from genway.agents.system_prompts import Task
+from genway.jobs.schemas import WebhookOptions
 from genway.kit.schemas import RequestModel, ResponseModel
 
 AgentName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][\w .-]*$")]
 MAX_CANDIDATES = 16
 
 
-class ProModeRequest(RequestModel):
+class ProModeRequest(WebhookOptions):
     """Seed 000's Pro Mode request, plus Genway's optional `candidates`, `task` and `model`."""
 
     prompt: Prompt

@@ -65,6 +65,8 @@ async def start_session(
             input=spec.model_dump(mode="json", exclude_none=True),
             project_id=project_id,
             timeout_s=spec.timeout_minutes * 60 + GRACE_S,
+            webhook=body.webhook,
+            webhook_events_filter=body.webhook_events_filter,
         ),
         max_input_bytes=max_input_bytes,
     )

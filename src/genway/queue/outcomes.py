@@ -15,8 +15,8 @@ from sqlalchemy import ColumnElement, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from genway.db import utcnow
-from genway.jobs.events import EventType
-from genway.jobs.lifecycle import EventRow, transition
+from genway.jobs.events import EventRow, EventType
+from genway.jobs.lifecycle import transition
 from genway.jobs.models import Job, jobs_table
 from genway.jobs.states import JobStatus
 

@@ -36,9 +36,10 @@ class Wakeup:
     """An idle worker waits here; `notify()` (same process), a NOTIFY (PostgreSQL, any process)
     or a commit to the SQLite file (any process on the machine) wakes it."""
 
-    def __init__(self, database_url: str | None = None) -> None:
+    def __init__(self, database_url: str | None = None, channel: str = CHANNEL) -> None:
         self._event = asyncio.Event()
         self._url = database_url
+        self._channel = channel
         self._connection: Any = None
         self._sqlite_watch: asyncio.Task[None] | None = None
 
@@ -79,7 +80,7 @@ class Wakeup:
         url = make_url(self._url).set(drivername="postgresql")
         try:
             self._connection = await asyncpg.connect(url.render_as_string(hide_password=False))
-            await self._connection.add_listener(CHANNEL, self._on_notify)
+            await self._connection.add_listener(self._channel, self._on_notify)
         except Exception as exc:  # fall back to polling; never stop the worker for this
             log.error("listen_failed", error=str(exc))
             self._connection = None

@@ -14,12 +14,15 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from genway.errors import TooManyRequests
+from genway.notifications.quota import quota_reached
 from genway.orgs.models import Organization
 from genway.ratelimit.models import NO_USER, usage_table
 from genway.ratelimit.tiers import TierLimits
 from genway.ratelimit.usage import Metric, usage_total, utc_today
 
 QUOTA_LIMIT_FIELDS = {Metric.IMAGES: "images_per_day", Metric.AGENT_RUNS: "agent_runs_per_day"}
+# Shares of a quota whose reaching is announced (to the organization and its admins).
+ALERT_PERCENTS = (80, 100)
 
 
 def quota_metric(kind: str) -> str | None:
@@ -64,7 +67,8 @@ async def consume_quota(
     kind: str,
     job_input: dict[str, Any],
 ) -> None:
-    """Count a submission against its daily quota. Raises QuotaExceeded (the caller rolls back)."""
+    """Count a submission against its daily quota, announcing it when it reaches 80 % or 100 %
+    (`notifications/quota.py`). Raises QuotaExceeded (the caller rolls back)."""
     metric = quota_metric(kind)
     if metric is None:
         return
@@ -82,8 +86,20 @@ async def consume_quota(
     )
     used = int((await session.execute(statement)).scalar_one())
     limit: int | None = getattr(limits, QUOTA_LIMIT_FIELDS[metric])
-    if limit is not None and used > limit:
+    if limit is None:
+        return
+    if used > limit:
         raise QuotaExceeded(metric, limit, used - amount)
+    reached = crossed_percent(limit, used - amount, used)
+    if reached is not None:
+        await quota_reached(session, org, metric, limit, used, reached, next_reset())
+
+
+def crossed_percent(limit: int, before: int, after: int) -> int | None:
+    """The highest alert share that going from `before` to `after` crossed, if any. The counter
+    is upserted atomically, so exactly one submission of the day crosses each share."""
+    crossed = [p for p in ALERT_PERCENTS if before * 100 < p * limit <= after * 100]
+    return crossed[-1] if crossed else None
 
 
 async def quota_state(

@@ -1,4 +1,5 @@
-"""Fan-out of job events to live subscribers: in process, or across processes through Redis."""
+"""Fan-out of job and organization events to live subscribers: in process, or across processes
+through Redis."""
 
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ class Broadcaster:
 
     def __init__(self) -> None:
         self._subscribers: dict[int, set[asyncio.Queue[dict[str, Any]]]] = defaultdict(set)
+        self._org_subscribers: dict[int, set[asyncio.Queue[dict[str, Any]]]] = defaultdict(set)
         self.on_auth_change: Callable[[], None] | None = None
 
     async def start(self) -> None:
@@ -54,24 +56,44 @@ class Broadcaster:
             self.on_auth_change()
 
     def _deliver(self, event: dict[str, Any]) -> None:
-        for queue in list(self._subscribers.get(event["job_id"], ())):
-            if queue.full():
-                # A slow consumer sees a gap and re-reads from the database.
-                continue
-            queue.put_nowait(event)
+        """A job event goes to the job's subscribers and its organization's; an organization
+        event (`org_event_id`) to the organization's. A full queue is skipped: a slow consumer
+        sees a gap and re-reads from the database."""
+        job_id = event.get("job_id")
+        if job_id is not None:
+            for queue in self._subscribers.get(job_id, ()):
+                if not queue.full():
+                    queue.put_nowait(event)
+        for queue in self._org_subscribers.get(event["org_id"], ()):
+            if not queue.full():
+                queue.put_nowait(event)
 
     @contextlib.asynccontextmanager
     async def subscribe(self, job_id: int) -> AsyncIterator[asyncio.Queue[dict[str, Any]]]:
-        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(SUBSCRIBER_BUFFER)
-        self._subscribers[job_id].add(queue)
-        try:
+        async with _subscription(self._subscribers, job_id) as queue:
             yield queue
-        finally:
-            subscribers = self._subscribers.get(job_id)
-            if subscribers is not None:
-                subscribers.discard(queue)
-                if not subscribers:
-                    del self._subscribers[job_id]
+
+    @contextlib.asynccontextmanager
+    async def subscribe_org(self, org_id: int) -> AsyncIterator[asyncio.Queue[dict[str, Any]]]:
+        """Every event of an organization: its jobs' and its own."""
+        async with _subscription(self._org_subscribers, org_id) as queue:
+            yield queue
+
+
+@contextlib.asynccontextmanager
+async def _subscription(
+    registry: dict[int, set[asyncio.Queue[dict[str, Any]]]], key: int
+) -> AsyncIterator[asyncio.Queue[dict[str, Any]]]:
+    queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(SUBSCRIBER_BUFFER)
+    registry[key].add(queue)
+    try:
+        yield queue
+    finally:
+        subscribers = registry.get(key)
+        if subscribers is not None:
+            subscribers.discard(queue)
+            if not subscribers:
+                del registry[key]
 
 
 class RedisBroadcaster(Broadcaster):
@@ -144,7 +166,7 @@ class RedisBroadcaster(Broadcaster):
                         if message.get("type") != "message":
                             continue
                         data = fastjson.loads(message["data"])
-                        if "job_id" in data:
+                        if "org_id" in data:
                             self._deliver(data)
                         elif data.get("auth_changed"):
                             self._heard_auth_change()

@@ -28,6 +28,7 @@ from genway.queue.outcomes import cancel_requests, renew_leases
 from genway.queue.reaper import Reaper
 from genway.queue.wakeup import Wakeup
 from genway.realtime.broadcast import Broadcaster
+from genway.webhooks.sender import WebhookSender
 from genway.worker.context import JobCancelled, JobContext, JobDeferred, JobFailed
 from genway.worker.registry import get_executor, known_kinds
 from genway.worker.writer import JobWriter
@@ -75,8 +76,12 @@ class Worker:
         data_dir: Path,
         options: WorkerOptions | None = None,
         settings: Settings | None = None,
+        *,
+        webhooks: WebhookSender | None = None,
     ) -> None:
         self.database = database
+        # Webhook deliveries are sent by every worker process, beside its jobs.
+        self.webhooks = webhooks
         self.broadcaster = broadcaster
         self.wakeup = wakeup
         self.data_dir = data_dir
@@ -99,6 +104,7 @@ class Worker:
             asyncio.create_task(self._every(self.options.cancel_poll_s, self._watch_cancels)),
             asyncio.create_task(self._every(self.options.reaper_interval_s, self.reaper.run_once)),
         ]
+        sender = asyncio.create_task(self.webhooks.run()) if self.webhooks is not None else None
         async with self.writer:
             try:
                 await self._claim_loop()
@@ -107,6 +113,10 @@ class Worker:
                 for loop in self._loops:
                     loop.cancel()
                 await asyncio.gather(*self._loops, return_exceptions=True)
+        if sender is not None and self.webhooks is not None:
+            # After the jobs' last events: what they queued is sent now or by the next process.
+            self.webhooks.stop()
+            await asyncio.gather(sender, return_exceptions=True)
         log.info("worker_stopped", worker_id=self.worker_id)
 
     def stop(self) -> None:

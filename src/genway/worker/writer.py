@@ -21,8 +21,7 @@ from typing import Any
 import structlog
 
 from genway.db import Database, on_commit, utcnow
-from genway.jobs.events import EventType
-from genway.jobs.lifecycle import EventRow, record_events
+from genway.jobs.events import EventRow, EventType, record_events
 from genway.jobs.models import Job
 from genway.jobs.states import JobStatus
 from genway.queue.outcomes import finish_job, record_job_events, requeue_job

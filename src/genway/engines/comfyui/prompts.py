@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -109,6 +110,24 @@ def check_catalogue(workflow: Workflow, object_info: Mapping[str, Any]) -> None:
         raise PromptRejected("prompt_no_outputs", "Prompt has no outputs")
 
 
+def job_spec(
+    job_input: dict[str, Any], extra_data: dict[str, Any], body: dict[str, Any]
+) -> JobCreate:
+    """The job of a prompt. Genway's extension: `extra_data.webhook` (and
+    `extra_data.webhook_events_filter`) is the job's own webhook (stock clients send neither)."""
+    try:
+        return JobCreate(
+            kind=WORKFLOW_KIND,
+            input=job_input,
+            priority=1 if body.get("front") else 0,
+            webhook=extra_data.get("webhook"),
+            webhook_events_filter=extra_data.get("webhook_events_filter"),
+        )
+    except ValidationError as exc:
+        message = "; ".join(f"extra_data.{e['loc'][0]}: {e['msg']}" for e in exc.errors())
+        raise PromptRejected("invalid_prompt", message) from exc
+
+
 async def submit_prompt(
     session: AsyncSession,
     submitter: Submitter,
@@ -134,6 +153,6 @@ async def submit_prompt(
         "client_id": str(client_id)[:256] if client_id else None,
         "extra_data": extra_data if isinstance(extra_data, dict) else {},
     }
-    spec = JobCreate(kind=WORKFLOW_KIND, input=job_input, priority=1 if body.get("front") else 0)
+    spec = job_spec(job_input, extra_data if isinstance(extra_data, dict) else {}, body)
     job, _created = await create_job(session, submitter, spec, max_input_bytes=max_input_bytes)
     return job

@@ -28,7 +28,14 @@ from genway.storage.deps import SignerDep, public_base
 router = APIRouter(tags=["images (legacy)"])
 
 CallerJobCreator = Annotated[OrgContext, require(Action.CREATE_JOBS, scope="caller")]
-JOB_OPTIONS = ("priority", "timeout_s", "max_attempts", "project_id")
+JOB_OPTIONS = (
+    "priority",
+    "timeout_s",
+    "max_attempts",
+    "project_id",
+    "webhook",
+    "webhook_events_filter",
+)
 # A failed generation answers like the engine's verdict: bad parameters, or a failure upstream.
 FAILURE_STATUS = {"node_errors": 422, "missing_inputs": 422}
 

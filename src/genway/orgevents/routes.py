@@ -1,0 +1,173 @@
+"""`/v1/organizations/{org_id}/events`: every event of an organization, live over WebSocket or
+Server-Sent Events (`/events/stream`), replayable after an event's `id` (the cursor), or read as
+pages (`GET /events`)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Path, Query, Request, WebSocket
+from fastapi.responses import StreamingResponse
+from fastapi.websockets import WebSocketDisconnect
+from pydantic import Field
+from sqlalchemy import select
+
+from genway.auth.deps import OrgReader, authenticate
+from genway.auth.principal import AuthMethod
+from genway.auth.service import ensure_org_active
+from genway.db import SessionDep
+from genway.errors import GenwayError, NotFound
+from genway.jobs.legacy_routes import (
+    WS_FORBIDDEN,
+    WS_NOT_FOUND,
+    WS_UNAUTHORIZED,
+    refuse,
+    websocket_credential,
+)
+from genway.kit import fastjson
+from genway.kit.schemas import ResponseModel
+from genway.orgevents.stream import Cursor, OrgStream, parse_cursor, parse_types
+from genway.orgevents.types import ORG_EVENT_TYPES
+from genway.orgs.models import Membership, Organization
+
+router = APIRouter(prefix="/v1/organizations/{org_id}/events", tags=["events"])
+
+TYPES_DOC = "Comma-separated types or `*` patterns (`job.*`); known: " + ", ".join(ORG_EVENT_TYPES)
+Types = Annotated[str | None, Query(max_length=500, description=TYPES_DOC)]
+After = Annotated[
+    str | None,
+    Query(max_length=40, description="Replay events after this cursor (an event's `id`)"),
+]
+
+
+class OrgEventMessage(ResponseModel):
+    id: str = Field(description="The cursor after this event: pass as `after` to resume")
+    type: str
+    job_id: int | None = None
+    seq: int | None = Field(default=None, description="The job event's number within its job")
+    data: dict[str, Any]
+    created_at: str
+
+
+class OrgEventPage(ResponseModel):
+    items: list[OrgEventMessage]
+    next_cursor: str = Field(description="Pass as `after` for the events that follow")
+
+
+@router.get("", response_model=OrgEventPage)
+async def list_events(
+    request: Request,
+    context: OrgReader,
+    session: SessionDep,
+    after: After = None,
+    types: Types = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 100,
+) -> OrgEventPage:
+    """The organization's events after `after` (from the oldest kept when absent), oldest first."""
+    stream = OrgStream(
+        request.app.state.db,
+        request.app.state.broadcaster,
+        context.org_id,
+        context.user_id,
+        parse_types(types),
+    )
+    await session.close()
+    items = await stream.page(parse_cursor(after) or Cursor(0, 0), limit)
+    return OrgEventPage(
+        items=[OrgEventMessage.model_validate(item) for item in items],
+        next_cursor=str(stream.position),
+    )
+
+
+@router.get(
+    "/stream",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
+async def stream_events(
+    request: Request,
+    context: OrgReader,
+    session: SessionDep,
+    after: After = None,
+    types: Types = None,
+    last_event_id: Annotated[str | None, Header(max_length=40)] = None,
+) -> StreamingResponse:
+    """Server-Sent Events: live events of the organization; with `Last-Event-ID` (or `after`)
+    the ones after it first."""
+    stream = OrgStream(
+        request.app.state.db,
+        request.app.state.broadcaster,
+        context.org_id,
+        context.user_id,
+        parse_types(types),
+    )
+    start = parse_cursor(after if after is not None else last_event_id)
+    await session.close()  # the stream may last hours; do not hold a connection for it
+
+    async def body() -> AsyncIterator[str]:
+        yield ": connected\n\n"
+        async for message in stream.events(start):
+            if message is None:
+                yield ": keep-alive\n\n"
+                continue
+            data = fastjson.dumps_text(message)
+            yield f"id: {message['id']}\nevent: {message['type']}\ndata: {data}\n\n"
+
+    return StreamingResponse(
+        body(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+@router.websocket("")
+async def events_websocket(
+    websocket: WebSocket,
+    org_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
+    after: After = None,
+    types: Types = None,
+) -> None:
+    """JSON messages of every event of the organization (`?after=` replays from a cursor,
+    `?types=` filters). Credentials as for job streams (`Authorization`, `X-API-Key` or
+    `?token=`); closes with 4401 (credentials), 4403 (suspended), 4404 (no such organization
+    for the caller) or 4422 (a bad `after` or `types`)."""
+    app = websocket.app
+    try:
+        principal = await authenticate(
+            websocket, websocket_credential(websocket), app.state.settings
+        )
+        if principal.method is AuthMethod.API_KEY:
+            assert principal.key_org is not None
+            if principal.key_org.id != org_id:
+                raise NotFound(f"Organization {org_id} not found")
+            ensure_org_active(principal.key_org)
+        else:
+            async with app.state.db.sessions() as session:
+                org = await session.scalar(
+                    select(Organization)
+                    .join(Membership, Membership.org_id == Organization.id)
+                    .where(Organization.id == org_id, Membership.user_id == principal.user_id)
+                )
+            if org is None:
+                raise NotFound(f"Organization {org_id} not found")
+            ensure_org_active(org)
+    except GenwayError as exc:
+        code = {403: WS_FORBIDDEN, 404: WS_NOT_FOUND}.get(exc.status_code, WS_UNAUTHORIZED)
+        await refuse(websocket, code, str(exc.detail))
+        return
+    try:
+        start, patterns = parse_cursor(after), parse_types(types)
+    except GenwayError as exc:
+        await refuse(websocket, 4422, str(exc.detail))
+        return
+    await websocket.accept()
+    stream = OrgStream(app.state.db, app.state.broadcaster, org_id, principal.user_id, patterns)
+    try:
+        async for message in stream.events(start):
+            if message is None:
+                await websocket.send_json({"type": "keepalive"})
+                continue
+            await websocket.send_text(fastjson.dumps_text(message))
+    except WebSocketDisconnect:
+        return
