@@ -13,7 +13,7 @@ from fastapi.websockets import WebSocketDisconnect
 from pydantic import Field
 from sqlalchemy import select
 
-from genway.auth.deps import OrgReader, authenticate
+from genway.auth.deps import OrgContext, OrgReader, authenticate
 from genway.auth.principal import AuthMethod
 from genway.auth.service import ensure_org_active
 from genway.db import SessionDep
@@ -55,6 +55,13 @@ class OrgEventPage(ResponseModel):
     next_cursor: str = Field(description="Pass as `after` for the events that follow")
 
 
+def _stream(request: Request, context: OrgContext, types: str | None) -> OrgStream:
+    state = request.app.state
+    return OrgStream(
+        state.db, state.broadcaster, context.org_id, context.user_id, parse_types(types)
+    )
+
+
 @router.get("", response_model=OrgEventPage)
 async def list_events(
     request: Request,
@@ -65,13 +72,7 @@ async def list_events(
     limit: Annotated[int, Query(ge=1, le=100)] = 100,
 ) -> OrgEventPage:
     """The organization's events after `after` (from the oldest kept when absent), oldest first."""
-    stream = OrgStream(
-        request.app.state.db,
-        request.app.state.broadcaster,
-        context.org_id,
-        context.user_id,
-        parse_types(types),
-    )
+    stream = _stream(request, context, types)
     await session.close()
     items = await stream.page(parse_cursor(after) or Cursor(0, 0), limit)
     return OrgEventPage(
@@ -95,13 +96,7 @@ async def stream_events(
 ) -> StreamingResponse:
     """Server-Sent Events: live events of the organization; with `Last-Event-ID` (or `after`)
     the ones after it first."""
-    stream = OrgStream(
-        request.app.state.db,
-        request.app.state.broadcaster,
-        context.org_id,
-        context.user_id,
-        parse_types(types),
-    )
+    stream = _stream(request, context, types)
     start = parse_cursor(after if after is not None else last_event_id)
     await session.close()  # the stream may last hours; do not hold a connection for it
 

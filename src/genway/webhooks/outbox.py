@@ -37,6 +37,7 @@ deliveries: Table = WebhookDelivery.__table__  # type: ignore[assignment]
 JOB_WEBHOOKS = "genway_job_webhooks"  # session.info: {job id: (url, filter) | None}
 ENDPOINTS_MAX_AGE_S = 1.0
 JOB_CACHE_SIZE = 50_000
+THROTTLE_MEMORY = 10_000
 WAKE_CHANNEL = "genway_webhooks_queued"
 
 JobWebhook = tuple[str, frozenset[str]] | None  # (url, organization types it wants)
@@ -135,6 +136,8 @@ class Outbox:
         key = (target, job_id, type_)
         if now - self._last_sent.get(key, -THROTTLE_S) < THROTTLE_S:
             return False
+        if len(self._last_sent) >= THROTTLE_MEMORY:  # jobs that ended in another process
+            self._last_sent = {k: t for k, t in self._last_sent.items() if now - t < THROTTLE_S}
         self._last_sent[key] = now
         return True
 

@@ -89,8 +89,10 @@ class PromptRelay:
                 self._follow(job, after=0)
             await self._send_status(update.queue_remaining)
 
-    async def _send_status(self, remaining: int, sid: str | None = None) -> None:
-        if remaining != self.remaining or sid is not None:
+    async def _send_status(
+        self, remaining: int, sid: str | None = None, *, always: bool = False
+    ) -> None:
+        if remaining != self.remaining or sid is not None or always:
             self.remaining = remaining
             await self.outbox.put(messages.status(remaining, sid))
 
@@ -127,7 +129,10 @@ class PromptRelay:
         else:
             await self.outbox.put(messages.execution_error(prompt_id, data.get("error")))
         async with self.database.sessions() as session:
-            await self._send_status(await prompts.queue_remaining(session, self.org_id))
+            remaining = await prompts.queue_remaining(session, self.org_id)
+        # ComfyUI always says `status` between a prompt's end and `executing` with no node,
+        # even when the feed already told this socket the same count.
+        await self._send_status(remaining, always=True)
         await self.outbox.put(messages.execution_finished(prompt_id))
         self.engine.prompts.notify(self.org_id)  # the organization's other sockets recount
 
