@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 
 from genway.config import Settings
+from genway.db import Database
+from genway.webhooks.models import WebhookEndpoint
+from genway.webhooks.signing import new_secret
+from genway.webhooks.targets import TargetRefused, check_target
 from tests.support import Tenant
 
 
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
-    return settings.model_copy(update={"webhook_allow_http": True})
+    return settings.model_copy(
+        update={"webhook_allow_http": True, "embedded_worker": True, "webhook_poll_s": 0.1}
+    )
 
 
 @pytest.mark.parametrize(
@@ -51,11 +59,35 @@ async def test_only_http_urls_are_targets(client: httpx.AsyncClient, tenant: Ten
         assert response.status_code == 422, (url, response.text)
 
 
-async def test_http_needs_the_setting(
-    client: httpx.AsyncClient, tenant: Tenant, settings: Settings, app: object
-) -> None:
+async def test_http_needs_the_setting(settings: Settings) -> None:
     strict = settings.model_copy(update={"webhook_allow_http": False})
-    from genway.webhooks.targets import TargetRefused, check_target
-
     with pytest.raises(TargetRefused, match="https"):
         await check_target("http://93.184.216.34/hook", strict.webhook_policy)
+    await check_target("https://93.184.216.34/hook", strict.webhook_policy)
+
+
+async def test_addresses_are_checked_again_when_sending(
+    client: httpx.AsyncClient, tenant: Tenant, db: Database, settings: Settings
+) -> None:
+    # An endpoint whose name pointed elsewhere when it was checked (DNS rebinding), stored
+    # here directly: the delivery is refused at send time, and nothing is sent.
+    async with db.transaction() as session:
+        endpoint = WebhookEndpoint(
+            org_id=tenant.org_id,
+            url="http://localhost:9/rebound",
+            event_types=["*"],
+            secret=settings.secret_box.encrypt(new_secret()),
+        )
+        session.add(endpoint)
+    hooks = f"/v1/organizations/{tenant.org_id}/webhooks/{endpoint.id}"
+    ping = await client.post(f"{hooks}/test", headers=tenant.headers)
+    assert ping.status_code == 202
+    url = f"{hooks}/deliveries/{ping.json()['id']}"
+    async with asyncio.timeout(10):
+        while (delivery := (await client.get(url, headers=tenant.headers)).json())[
+            "status"
+        ] == "pending":
+            await asyncio.sleep(0.05)
+    assert delivery["status"] == "failed"
+    assert "loopback" in delivery["last_error"]
+    assert delivery["attempt_log"][0]["status_code"] is None

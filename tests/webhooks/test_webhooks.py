@@ -251,3 +251,36 @@ async def test_another_organization_cannot_see_or_touch_an_endpoint(
         hooks_url(tenant), headers={"Authorization": f"Bearer {member_key}"}
     )
     assert forbidden.status_code == 403
+
+
+async def test_an_endpoint_failing_for_the_whole_schedule_is_disabled_and_admins_told(
+    client: httpx.AsyncClient, tenant: Tenant, receiver: tuple[Receiver, str]
+) -> None:
+    hooks, base = receiver
+    hooks.script["down"] = [500] * 10
+    endpoint = await add_endpoint(client, tenant, f"{base}/down", event_types=["job.succeeded"])
+    await run_job(client, tenant)
+    url = f"{hooks_url(tenant)}/{endpoint['id']}"
+    async with asyncio.timeout(20):
+        while (await client.get(url, headers=tenant.headers)).json()["enabled"]:
+            await asyncio.sleep(0.05)
+    disabled = (await client.get(url, headers=tenant.headers)).json()
+    assert "whole retry schedule" in disabled["disabled_reason"]
+    assert len(hooks.at("down")) == 4  # the first try and the three retries of the schedule
+    deliveries = (await client.get(f"{url}/deliveries", headers=tenant.headers)).json()
+    assert deliveries["items"][0]["status"] == "failed"
+    assert deliveries["items"][0]["attempts"] == 4
+    events = await client.get(
+        f"/v1/organizations/{tenant.org_id}/events",
+        params={"types": "webhook.endpoint.disabled"},
+        headers=tenant.headers,
+    )
+    assert [e["data"]["id"] for e in events.json()["items"]] == [endpoint["id"]]
+    notes = (await client.get("/v1/users/me/notifications", headers=tenant.headers)).json()
+    assert any(n["kind"] == "webhook_disabled" for n in notes["items"]), notes
+
+    await run_job(client, tenant)  # a disabled endpoint gets nothing more
+    await asyncio.sleep(0.5)
+    assert len(hooks.at("down")) == 4
+    enabled = await client.patch(url, json={"enabled": True}, headers=tenant.headers)
+    assert enabled.json()["enabled"] is True and enabled.json()["disabled_reason"] is None

@@ -116,6 +116,12 @@ class OrgStream:
                 try:
                     event = await asyncio.wait_for(live.get(), timeout=keepalive_s)
                 except TimeoutError:
+                    event = None
+                if live.missed:  # the fan-out dropped some: read them from the database
+                    live.missed = False
+                    async for message in self._replay():
+                        yield message
+                if event is None:
                     yield KEEPALIVE
                     continue
                 admitted = self._admit(event)

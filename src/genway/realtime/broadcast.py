@@ -22,6 +22,13 @@ SUBSCRIBER_BUFFER = 1000
 AUTH_CHANGED = {"auth_changed": True}
 
 
+class Subscription(asyncio.Queue[dict[str, Any]]):
+    """A subscriber's queue of events; `missed` says some were dropped (the queue was full, or
+    news from other processes may have been lost), so the subscriber re-reads the database."""
+
+    missed = False
+
+
 class Broadcaster:
     """In-process fan-out; `RedisBroadcaster` extends it to every process sharing a Redis.
 
@@ -33,8 +40,8 @@ class Broadcaster:
     shares_auth_changes = False
 
     def __init__(self) -> None:
-        self._subscribers: dict[int, set[asyncio.Queue[dict[str, Any]]]] = defaultdict(set)
-        self._org_subscribers: dict[int, set[asyncio.Queue[dict[str, Any]]]] = defaultdict(set)
+        self._subscribers: dict[int, set[Subscription]] = defaultdict(set)
+        self._org_subscribers: dict[int, set[Subscription]] = defaultdict(set)
         self.on_auth_change: Callable[[], None] | None = None
 
     async def start(self) -> None:
@@ -65,16 +72,25 @@ class Broadcaster:
                 if not queue.full():
                     queue.put_nowait(event)
         for queue in self._org_subscribers.get(event["org_id"], ()):
-            if not queue.full():
+            if queue.full():
+                queue.missed = True
+            else:
                 queue.put_nowait(event)
 
+    def _may_have_missed(self) -> None:
+        """Events may have been lost (a broken link to other processes): every organization
+        stream re-reads the database. (A job stream re-reads on its own every few seconds.)"""
+        for subscribers in self._org_subscribers.values():
+            for queue in subscribers:
+                queue.missed = True
+
     @contextlib.asynccontextmanager
-    async def subscribe(self, job_id: int) -> AsyncIterator[asyncio.Queue[dict[str, Any]]]:
+    async def subscribe(self, job_id: int) -> AsyncIterator[Subscription]:
         async with _subscription(self._subscribers, job_id) as queue:
             yield queue
 
     @contextlib.asynccontextmanager
-    async def subscribe_org(self, org_id: int) -> AsyncIterator[asyncio.Queue[dict[str, Any]]]:
+    async def subscribe_org(self, org_id: int) -> AsyncIterator[Subscription]:
         """Every event of an organization: its jobs' and its own."""
         async with _subscription(self._org_subscribers, org_id) as queue:
             yield queue
@@ -82,9 +98,9 @@ class Broadcaster:
 
 @contextlib.asynccontextmanager
 async def _subscription(
-    registry: dict[int, set[asyncio.Queue[dict[str, Any]]]], key: int
-) -> AsyncIterator[asyncio.Queue[dict[str, Any]]]:
-    queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(SUBSCRIBER_BUFFER)
+    registry: dict[int, set[Subscription]], key: int
+) -> AsyncIterator[Subscription]:
+    queue = Subscription(SUBSCRIBER_BUFFER)
     registry[key].add(queue)
     try:
         yield queue
@@ -161,6 +177,7 @@ class RedisBroadcaster(Broadcaster):
                     await pubsub.subscribe(self.channel)
                     # News sent while this process was not listening is lost: assume the worst.
                     self._heard_auth_change()
+                    self._may_have_missed()
                     self._listening.set()
                     async for message in pubsub.listen():
                         if message.get("type") != "message":
