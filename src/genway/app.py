@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -45,7 +46,11 @@ from genway.worker.runner import running_worker
 from genway.worker.service import build_worker, runtime
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, freeze_heap: bool = False) -> FastAPI:
+    """The application. `freeze_heap` (for a server process, `genway serve`): once started,
+    move every object made so far out of the garbage collector's reach (`gc.freeze()`), so
+    full collections scan only what requests allocate and pause for milliseconds instead of
+    a quarter of a second."""
     settings = settings or Settings()
     configure_logging(settings.log_level, settings.log_json)
     metrics = Metrics()
@@ -68,11 +73,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
             app.state.request_meter = rt.usage
             if not settings.embedded_worker:
+                _freeze_startup_heap(freeze_heap)
                 yield
                 return
             worker = build_worker(settings, rt)
             app.state.worker = worker
             async with running_worker(worker):
+                _freeze_startup_heap(freeze_heap)
                 yield
 
     app = FastAPI(
@@ -120,3 +127,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(comfyui_compat_router, prefix="/api", include_in_schema=False)
     app.include_router(comfyui_ws_router, prefix="/api")
     return app
+
+
+def _freeze_startup_heap(freeze: bool) -> None:
+    if freeze:
+        gc.collect()
+        gc.freeze()

@@ -128,7 +128,15 @@ def serve(
             soft_wrap=True,
         )
     sys.stdout.flush()  # the key must be visible even when output is piped to a file
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+    # Only configured proxies may set the client's address (`GENWAY_TRUSTED_PROXIES`, read by
+    # Genway itself): uvicorn's own X-Forwarded-For handling would trust any local peer.
+    uvicorn.run(
+        create_app(settings, freeze_heap=True),
+        host=host,
+        port=port,
+        log_level="warning",
+        proxy_headers=False,
+    )
 
 
 @orgs_app.command("create")

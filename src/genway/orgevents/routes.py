@@ -25,7 +25,6 @@ from genway.jobs.legacy_routes import (
     refuse,
     websocket_credential,
 )
-from genway.kit import fastjson
 from genway.kit.schemas import ResponseModel
 from genway.orgevents.stream import Cursor, OrgStream, parse_cursor, parse_types
 from genway.orgevents.types import ORG_EVENT_TYPES
@@ -102,11 +101,11 @@ async def stream_events(
 
     async def body() -> AsyncIterator[str]:
         yield ": connected\n\n"
-        async for message in stream.events(start):
-            if message is None:
+        async for wire in stream.events(start):
+            if wire is None:
                 yield ": keep-alive\n\n"
                 continue
-            data = fastjson.dumps_text(message)
+            message, data = wire
             yield f"id: {message['id']}\nevent: {message['type']}\ndata: {data}\n\n"
 
     return StreamingResponse(
@@ -159,10 +158,10 @@ async def events_websocket(
     await websocket.accept()
     stream = OrgStream(app.state.db, app.state.broadcaster, org_id, principal.user_id, patterns)
     try:
-        async for message in stream.events(start):
-            if message is None:
+        async for wire in stream.events(start):
+            if wire is None:
                 await websocket.send_json({"type": "keepalive"})
                 continue
-            await websocket.send_text(fastjson.dumps_text(message))
+            await websocket.send_text(wire[1])
     except WebSocketDisconnect:
         return

@@ -9,8 +9,9 @@ that user's streams."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,7 @@ from genway.db import Database
 from genway.errors import InvalidInput
 from genway.jobs.events import event_payload
 from genway.jobs.models import Job, JobEvent
+from genway.kit import fastjson
 from genway.orgevents.emit import org_payload
 from genway.orgevents.models import OrgEvent
 from genway.orgevents.types import ORG_EVENT_TYPES, job_event_type, matches, unknown_patterns
@@ -30,6 +32,7 @@ CURSOR = re.compile(r"^(\d{1,19})\.(\d{1,19})$")
 REPLAY_BATCH = 500
 SEEN_MEMORY = 4096
 KEEPALIVE = None
+Wire = tuple[dict[str, Any], str]  # a message and its JSON
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,24 @@ def parse_types(value: str | None) -> tuple[str, ...]:
             f"Unknown event types: {', '.join(unknown)}; known: {', '.join(ORG_EVENT_TYPES)}"
         )
     return patterns
+
+
+_WIRE: OrderedDict[tuple[int, str], tuple[dict[str, Any], str]] = OrderedDict()
+WIRE_CACHE = 256
+
+
+def wire_text(event: dict[str, Any], message: dict[str, Any]) -> str:
+    """`message` as JSON, encoded once for every subscriber that sends the same event at the
+    same cursor (the fan-out hands each of them the same event object)."""
+    key = (id(event), message["id"])
+    cached = _WIRE.get(key)
+    if cached is not None and cached[0] is event:
+        return cached[1]
+    text = fastjson.dumps_text(message)
+    _WIRE[key] = (event, text)  # holding the event keeps its id from being reused meanwhile
+    if len(_WIRE) > WIRE_CACHE:
+        _WIRE.popitem(last=False)
+    return text
 
 
 def stream_message(event: dict[str, Any], cursor: Cursor) -> dict[str, Any]:
@@ -103,8 +124,9 @@ class OrgStream:
 
     async def events(
         self, after: Cursor | None, *, keepalive_s: float = 15.0
-    ) -> AsyncIterator[dict[str, Any] | None]:
-        """Messages (None: nothing happened for `keepalive_s`) until the consumer stops."""
+    ) -> AsyncIterator[Wire | None]:
+        """Messages with their JSON (None: nothing happened for `keepalive_s`) until the
+        consumer stops."""
         async with self.broadcaster.subscribe_org(self.org_id) as live:
             if after is None:
                 self.position = await self._now()
@@ -113,10 +135,13 @@ class OrgStream:
                 async for message in self._replay():
                     yield message
             while True:
-                try:
-                    event = await asyncio.wait_for(live.get(), timeout=keepalive_s)
-                except TimeoutError:
-                    event = None
+                event = None
+                if not live.empty():  # a burst: no timer, no wait
+                    event = live.get_nowait()
+                else:
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(keepalive_s):  # no Task, unlike wait_for
+                            event = await live.get()
                 if live.missed:  # the fan-out dropped some: read them from the database
                     live.missed = False
                     async for message in self._replay():
@@ -126,7 +151,7 @@ class OrgStream:
                     continue
                 admitted = self._admit(event)
                 if admitted is not None:
-                    yield admitted
+                    yield admitted, wire_text(event, admitted)
 
     def _admit(self, event: dict[str, Any]) -> dict[str, Any] | None:
         """The message for a live or replayed event, or None when it is not for this
@@ -176,7 +201,7 @@ class OrgStream:
                 break
         return found
 
-    async def _replay(self) -> AsyncIterator[dict[str, Any]]:
+    async def _replay(self) -> AsyncIterator[Wire]:
         while True:
             batch = await self._read_after(self.position)
             if not batch:
@@ -184,7 +209,7 @@ class OrgStream:
             for event in batch:
                 message = self._admit(event)
                 if message is not None:
-                    yield message
+                    yield message, fastjson.dumps_text(message)
             if len(batch) < REPLAY_BATCH:
                 return
 

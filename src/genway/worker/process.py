@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 
 import structlog
@@ -22,6 +23,8 @@ async def serve_worker(
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, worker.stop)
+        gc.collect()
+        gc.freeze()  # full collections then skip the start-up heap (see `create_app`)
         await worker.run()
 
 
