@@ -106,26 +106,39 @@ async def test_members_add_change_remove_and_last_owner(client: httpx.AsyncClien
     assert gone.status_code == 404
 
 
-async def test_only_owner_changes_org_and_tier(client: httpx.AsyncClient, tenant: Tenant):
+async def test_only_owner_changes_org_and_only_platform_admins_its_tier(
+    client: httpx.AsyncClient, tenant: Tenant
+):
     _admin_id, admin_key = await tenant.add_member(Role.ADMIN)
     url = f"/v1/organizations/{tenant.org_id}"
-    refused = await client.patch(url, json={"tier": "enterprise"}, headers=bearer(admin_key))
+    refused = await client.patch(url, json={"display_name": "X"}, headers=bearer(admin_key))
     assert refused.status_code == 403
     changed = await client.patch(
         url,
-        json={
-            "tier": "enterprise",
-            "display_name": "Acme",
-            "settings": {"enable_pr_creation": False},
-        },
+        json={"display_name": "Acme", "settings": {"enable_pr_creation": False}},
         headers=tenant.headers,
     )
     assert changed.status_code == 200
     body = changed.json()
-    assert body["tier"] == "enterprise" and body["display_name"] == "Acme"
+    assert body["display_name"] == "Acme"
     assert body["settings"] == {"enable_pr_creation": False, "enable_rules_detection": True}
+    # An owner cannot lift their own limits: tiers are the platform's to give.
+    lifted = await client.patch(url, json={"tier": "free"}, headers=tenant.headers)
+    assert lifted.status_code == 403 and "platform administrators" in lifted.text
+    assert (await client.get(url, headers=tenant.headers)).json()["tier"] == body["tier"]
+    same = await client.patch(url, json={"tier": body["tier"]}, headers=tenant.headers)
+    assert same.status_code == 200
     bad_tier = await client.patch(url, json={"tier": "platinum"}, headers=tenant.headers)
     assert bad_tier.status_code == 422
+
+
+async def test_an_api_key_cannot_create_organizations(client: httpx.AsyncClient, tenant: Tenant):
+    _viewer, viewer_key = await tenant.add_member(Role.VIEWER)
+    for name, key in (("side-one", viewer_key), ("side-two", tenant.key)):
+        refused = await client.post("/v1/organizations", json={"name": name}, headers=bearer(key))
+        assert refused.status_code == 403 and "user login" in refused.text
+    orgs = await client.get("/v1/organizations", headers=tenant.headers)
+    assert [o["id"] for o in orgs.json()["items"]] == [tenant.org_id]
 
 
 async def test_logged_in_user_creates_an_organization(client: httpx.AsyncClient):

@@ -8,7 +8,9 @@ from fastapi import APIRouter, status
 
 from genway.auth.deps import CurrentPrincipal, OrgContext, OrgReader, require
 from genway.auth.permissions import Action, Role
+from genway.auth.principal import AuthMethod
 from genway.db import SessionDep
+from genway.errors import Forbidden
 from genway.kit.pagination import Page, PageDep
 from genway.orgs import service
 from genway.orgs.schemas import (
@@ -56,6 +58,11 @@ async def list_organizations(
 async def create_organization(
     body: OrganizationCreate, session: SessionDep, principal: CurrentPrincipal
 ) -> OrganizationResponse:
+    if principal.method is AuthMethod.API_KEY:
+        raise Forbidden(
+            "Creating an organization needs a user login; an API key acts only in its own "
+            "organization"
+        )
     org = await service.create_organization(
         session, body.name, principal.user, display_name=body.display_name
     )
@@ -74,6 +81,12 @@ async def update_organization(
     # Load a fresh row: `context.org` may come from the principal cache, and merging it would
     # write its (possibly older) values back.
     org = await service.get_organization(session, context.org_id)
+    if body.tier is not None and body.tier != org.tier and not context.principal.is_platform_admin:
+        # Anyone may create an organization: a tier its owner could raise would limit no one.
+        raise Forbidden(
+            "Only platform administrators change an organization's tier "
+            f"(PATCH /api/v1/admin/orgs/{org.id})"
+        )
     org = await service.update_organization(session, org, body)
     return OrganizationResponse.model_validate(org)
 
