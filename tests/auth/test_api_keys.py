@@ -167,3 +167,23 @@ async def test_own_keys_via_legacy_auth_routes(client: httpx.AsyncClient, tenant
     assert (
         await client.get("/v1/users/me", headers=bearer(created.json()["api_key"]))
     ).status_code == 401
+
+
+async def test_an_admin_revokes_keys_up_to_its_own_role_only(
+    client: httpx.AsyncClient, tenant: Tenant
+):
+    _admin_id, admin_key = await tenant.add_member(Role.ADMIN)
+    _member_id, member_key = await tenant.add_member(Role.MEMBER)
+    url = f"/v1/organizations/{tenant.org_id}/api-keys"
+    keys = (await client.get(url, headers=tenant.headers)).json()["items"]
+    by_role = {key["role"]: key["id"] for key in keys}
+    for path in (f"{url}/{by_role['owner']}", f"/api/v1/auth/keys/{by_role['owner']}"):
+        refused = await client.delete(path, headers=bearer(admin_key))
+        assert refused.status_code == 403, refused.text
+    assert (await client.get("/v1/users/me", headers=tenant.headers)).status_code == 200
+    revoked = await client.delete(f"{url}/{by_role['member']}", headers=bearer(admin_key))
+    assert revoked.status_code == 200 and revoked.json()["revoked_at"]
+    assert (await client.get("/v1/users/me", headers=bearer(member_key))).status_code == 401
+    # Anyone may revoke their own key.
+    own = await client.delete(f"{url}/{by_role['admin']}", headers=bearer(admin_key))
+    assert own.status_code == 200

@@ -135,8 +135,12 @@ async def list_my_keys(
 async def revoke_my_key(
     key_id: int, context: CallerOrgReader, session: SessionDep
 ) -> APIKeyResponse:
-    """Anyone may revoke their own keys; admins may revoke any key of the organization."""
+    """Anyone may revoke their own keys; admins may revoke the organization's keys of roles up
+    to their own."""
     key = await keys_service.get_api_key(session, context.org_id, key_id)
     if key.user_id != context.user_id:
         context.require(Action.MANAGE_KEYS)
-    return APIKeyResponse.model_validate(await keys_service.revoke_api_key(session, key))
+    revoked = await keys_service.revoke_api_key(
+        session, key, by_user_id=context.user_id, by_role=context.role
+    )
+    return APIKeyResponse.model_validate(revoked)

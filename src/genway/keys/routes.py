@@ -58,4 +58,7 @@ async def get_api_key(key_id: int, context: KeyManager, session: SessionDep) -> 
 @router.delete("/{key_id}", response_model=APIKeyResponse)
 async def revoke_api_key(key_id: int, context: KeyManager, session: SessionDep) -> APIKeyResponse:
     key = await service.get_api_key(session, context.org_id, key_id)
-    return APIKeyResponse.model_validate(await service.revoke_api_key(session, key))
+    revoked = await service.revoke_api_key(
+        session, key, by_user_id=context.user_id, by_role=context.role
+    )
+    return APIKeyResponse.model_validate(revoked)

@@ -67,8 +67,16 @@ async def get_api_key(session: AsyncSession, org_id: int, key_id: int) -> APIKey
     return key
 
 
-async def revoke_api_key(session: AsyncSession, key: APIKey) -> APIKey:
-    """Revoke a key; it is refused from the next request on. Idempotent."""
+async def revoke_api_key(
+    session: AsyncSession, key: APIKey, *, by_user_id: int, by_role: Role
+) -> APIKey:
+    """Revoke a key; it is refused from the next request on. Idempotent. Another user's key
+    only when its role is at most the revoker's (an admin cannot cut an owner off). Raises
+    Forbidden."""
+    if key.user_id != by_user_id and Role(key.role).rank > by_role.rank:
+        raise Forbidden(
+            f"Role '{by_role}' may not revoke a key with role '{key.role}' made by another user"
+        )
     if key.revoked_at is None:
         key.revoked_at = utcnow()
         await session.flush()
