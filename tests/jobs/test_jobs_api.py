@@ -276,3 +276,61 @@ async def test_other_organizations_cannot_see_jobs_events_or_websocket(
         with pytest.raises(websockets.ConnectionClosed):
             await socket.recv()
     assert socket.close_code == 4401
+
+
+async def test_canonical_job_routes_and_project_ids_stay_in_their_organization(
+    client: httpx.AsyncClient, tenant: Tenant, other_tenant: Tenant
+):
+    job = await submit(client, tenant, input={"seconds": 0})
+    mine = f"/v1/organizations/{tenant.org_id}/jobs/{job['id']}"
+    theirs = f"/v1/organizations/{other_tenant.org_id}/jobs/{job['id']}"
+    for method, path in [
+        ("GET", mine),
+        ("GET", f"{mine}/events"),
+        ("POST", f"{mine}/cancel"),
+        ("GET", theirs),
+        ("GET", f"{theirs}/events"),
+        ("POST", f"{theirs}/cancel"),
+    ]:
+        response = await client.request(method, path, headers=other_tenant.headers)
+        assert response.status_code == 404, (method, path, response.text)
+        assert "diagnostic" not in response.text
+    project = await client.post(
+        f"/v1/organizations/{other_tenant.org_id}/projects",
+        json={"name": "theirs"},
+        headers=other_tenant.headers,
+    )
+    assert project.status_code == 201, project.text
+    refused = await client.post(
+        jobs_url(tenant),
+        json={"kind": "diagnostic.sleep", "project_id": project.json()["id"]},
+        headers=tenant.headers,
+    )
+    assert refused.status_code == 404 and "theirs" not in refused.text
+    legacy = await client.post(
+        "/api/v1/jobs",
+        json={"kind": "diagnostic.sleep", "project_id": project.json()["id"]},
+        headers=tenant.headers,
+    )
+    assert legacy.status_code == 404
+
+
+async def test_streams_of_an_ended_job_end_when_the_client_has_everything(
+    server: str, client: httpx.AsyncClient, tenant: Tenant
+):
+    job = await submit(client, tenant, input={"seconds": 0})
+    await wait_for(client, tenant, job["id"])
+    events = f"{jobs_url(tenant)}/{job['id']}/events"
+    async with asyncio.timeout(10):  # what a browser's EventSource sends on reconnect
+        for headers in ({"Last-Event-ID": "999"}, {}):
+            response = await client.get(events, headers={**tenant.headers, **headers})
+            assert response.status_code == 200
+        assert (
+            "event: status"
+            not in (await client.get(events, params={"after": 999}, headers=tenant.headers)).text
+        )
+        ws_url = server.replace("http://", "ws://") + f"/ws/jobs/{job['id']}?after=999"
+        async with websockets.connect(f"{ws_url}&token={tenant.key}") as socket:
+            with pytest.raises(websockets.ConnectionClosedOK):
+                await socket.recv()
+        assert socket.close_code == 1000

@@ -22,6 +22,7 @@ from genway.jobs.models import Job, jobs_table
 from genway.jobs.schemas import JobCreate
 from genway.jobs.states import JobStatus
 from genway.orgs.models import Organization
+from genway.projects.service import get_project
 from genway.queue.wakeup import notify_queued
 from genway.ratelimit.quotas import QuotaExceeded, consume_quota, quota_metric
 from genway.ratelimit.tiers import limits_for
@@ -89,7 +90,8 @@ async def create_job(
     An `idempotency_key` already used with the same request returns that job (created False).
     A top-level job draws on its kind's daily quota (child jobs belong to their parent's).
     A `webhook` URL is checked against `webhook_policy` (the process's when None).
-    Raises InvalidInput (unknown kind, bad input, a refused webhook URL), PayloadTooLarge,
+    Raises InvalidInput (unknown kind, bad input, a refused webhook URL), ProjectNotFound
+    (`project_id` not in the organization), PayloadTooLarge,
     Conflict (key reused with a different request), QuotaExceeded."""
     size = len(json.dumps(spec.input, separators=(",", ":")))
     if size > max_input_bytes:
@@ -97,6 +99,8 @@ async def create_job(
     executor, normalized = validate_job_input(spec.kind, spec.input)
     if spec.webhook is not None:
         await check_target(spec.webhook, webhook_policy or configured_policy())
+    if spec.project_id is not None and parent_id is None:
+        await get_project(session, submitter.org_id, spec.project_id)  # another org's: 404
     request_hash = _request_hash(spec)
     if idempotency_key is not None:
         existing = await _by_idempotency_key(session, submitter.org_id, idempotency_key)

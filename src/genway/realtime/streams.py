@@ -7,8 +7,12 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
+from sqlalchemy import select
+
 from genway.db import Database
 from genway.jobs.events import is_final, read_events
+from genway.jobs.models import Job
+from genway.jobs.states import JobStatus
 from genway.realtime.broadcast import Broadcaster
 
 KEEPALIVE = None
@@ -24,8 +28,9 @@ async def job_event_stream(
     keepalive_s: float = 15.0,
     resync_s: float = 5.0,
 ) -> AsyncIterator[dict[str, Any] | None]:
-    """Events with `seq > after`, in order, ending after a terminal status. Yields None as a
-    keep-alive tick when nothing happened for `keepalive_s`."""
+    """Events with `seq > after`, in order, ending after a terminal status (at once when the
+    job had already ended and `after` is past its last event). Yields None as a keep-alive
+    tick when nothing happened for `keepalive_s`."""
     last = after
     async with broadcaster.subscribe(job_id) as live:
 
@@ -36,10 +41,17 @@ async def job_event_stream(
                     last = event["seq"]
                     yield event
 
+        # Read before the replay: a job that had ended then has its final event in the replay,
+        # or the client already has it (`after` at or past it) and the stream ends at once.
+        async with database.sessions() as session:
+            status = await session.scalar(select(Job.status).where(Job.id == job_id))
+        ended = status is None or JobStatus(status).is_terminal
         async for event in from_database():
             yield event
             if is_final(event):
                 return
+        if ended:
+            return
         idle = 0.0
         while True:
             try:
