@@ -87,7 +87,27 @@ class InvalidInput(GenwayError):
 def error_body(
     status_code: int, detail: Any, extra: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    return {**(extra or {}), "detail": detail, "status_code": status_code}
+    """`detail` (FastAPI's field: a sentence, or the list of invalid fields) and `message`
+    (always a sentence: what Codegen's clients read)."""
+    return {
+        **(extra or {}),
+        "detail": detail,
+        "message": _message(detail),
+        "status_code": status_code,
+    }
+
+
+def _message(detail: Any) -> str:
+    if isinstance(detail, list):
+        parts = []
+        for error in detail:
+            if isinstance(error, dict) and "msg" in error:
+                where = ".".join(str(part) for part in error.get("loc", ()) if part != "body")
+                parts.append(f"{where}: {error['msg']}" if where else str(error["msg"]))
+            else:
+                parts.append(str(error))
+        return "; ".join(parts)
+    return str(detail)
 
 
 async def genway_error_handler(_request: Request, exc: Exception) -> JSONResponse:

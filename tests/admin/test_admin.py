@@ -46,7 +46,11 @@ async def test_non_admins_get_403_on_every_admin_route(
         for headers in (other_tenant.headers, bearer(tokens["access_token"])):
             response = await client.request(method, url, headers=headers, json={})
             assert response.status_code == 403, (method, template)
-            assert response.json() == {"detail": "Platform administrators only", "status_code": 403}
+            assert response.json() == {
+                "detail": "Platform administrators only",
+                "message": "Platform administrators only",
+                "status_code": 403,
+            }
         anonymous = await client.request(method, url, json={})
         assert anonymous.status_code == 401
 

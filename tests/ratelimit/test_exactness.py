@@ -48,6 +48,7 @@ async def test_exactly_60_of_200_requests_succeed_across_two_api_processes(
         if response.status_code == 429:
             assert response.json() == {
                 "detail": "Rate limit exceeded",
+                "message": "Rate limit exceeded",
                 "status_code": 429,
                 "limit": 60,
                 "window_s": 30,
