@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from pathlib import Path
 
 import httpx
 import pytest
+import websockets
 
 from genway.app import create_app
 from genway.config import Settings
@@ -65,6 +68,7 @@ async def test_errors_have_one_shape_and_unknown_fields_are_rejected(
     missing = await client.get("/no-such-route")
     assert missing.status_code == 404 and missing.json() == {
         "detail": "Not Found",
+        "message": "Not Found",
         "status_code": 404,
     }
     unknown_field = await client.post(
@@ -74,6 +78,7 @@ async def test_errors_have_one_shape_and_unknown_fields_are_rejected(
     )
     assert unknown_field.status_code == 422
     assert unknown_field.json()["detail"][0]["loc"] == ["body", "admin"]
+    assert unknown_field.json()["message"] == "admin: Extra inputs are not permitted"
     broken_json = await client.post(
         "/api/v1/auth/login", content=b"{not json", headers={"content-type": "application/json"}
     )
@@ -99,3 +104,48 @@ async def test_json_bodies_over_limit_get_413(client: httpx.AsyncClient, tenant:
         headers={**tenant.headers, "content-type": "application/json"},
     )
     assert streamed.status_code == 413
+
+
+async def test_websockets_are_logged_with_their_real_status(
+    settings: Settings, tenant: Tenant, capfd: pytest.CaptureFixture[str]
+):
+    app = create_app(settings.model_copy(update={"log_level": "INFO"}))
+    async with live_server(app) as url:
+        ws = url.replace("http://", "ws://") + f"/v1/organizations/{tenant.org_id}/events"
+        async with websockets.connect(ws, additional_headers=tenant.headers):
+            pass
+        async with websockets.connect(ws) as refused:  # no credentials: closed with 4401
+            with pytest.raises(websockets.ConnectionClosed):
+                await refused.recv()
+    lines = [
+        json.loads(line) for line in capfd.readouterr().err.splitlines() if '"request"' in line
+    ]
+    statuses = [line["status"] for line in lines if line.get("method") == "WS"]
+    assert statuses == [101, 101], lines  # an accepted socket, then one accepted to be closed
+
+
+async def test_backend_credentials_stay_out_of_health_and_logs(
+    settings: Settings, capfd: pytest.CaptureFixture[str]
+):
+    secret_url = "http://svc:S3cretPass@127.0.0.1:9"
+    app = create_app(
+        settings.model_copy(
+            update={
+                "comfyui_urls": [secret_url],
+                "comfyui_health_interval_s": 0.05,
+                "log_level": "INFO",
+            }
+        )
+    )
+    async with live_server(app) as url, httpx.AsyncClient(base_url=url) as client:
+        health = await client.get("/health")
+        for _ in range(100):  # until the backend's first check failed
+            if health.json()["engines"]["comfyui"]["backends"][0]["last_error"]:
+                break
+            await asyncio.sleep(0.05)
+            health = await client.get("/health")
+    backend = health.json()["engines"]["comfyui"]["backends"][0]
+    assert backend["url"] == "http://svc:***@127.0.0.1:9"
+    assert backend["last_error"] and "S3cretPass" not in health.text
+    logged = capfd.readouterr().err
+    assert "comfyui_backend_unhealthy" in logged and "S3cretPass" not in logged

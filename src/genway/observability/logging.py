@@ -7,6 +7,8 @@ import sys
 
 import structlog
 
+from genway.kit.redact import redact_log_values
+
 
 def configure_logging(level: str = "INFO", json: bool = True) -> None:
     renderer: structlog.types.Processor = (
@@ -18,6 +20,7 @@ def configure_logging(level: str = "INFO", json: bool = True) -> None:
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
+            redact_log_values,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(

@@ -67,6 +67,10 @@ class RequestContextMiddleware:
             elif message["type"] == "http.response.body" and not message.get("more_body"):
                 # Record before the last byte leaves, so a client's next request sees it.
                 record()
+            elif message["type"] == "websocket.accept":
+                status = 101
+            elif message["type"] == "websocket.close" and status == 500:
+                status = 403  # closed before it was accepted: the handshake was refused
             await send(message)
 
         structlog.contextvars.bind_contextvars(request_id=request_id)

@@ -19,6 +19,7 @@ import structlog
 
 from genway.engines.comfyui.client import ComfyUIClient
 from genway.engines.comfyui.errors import ComfyUIError
+from genway.kit.redact import redact_urls
 
 log = structlog.get_logger("genway.engines.comfyui")
 
@@ -129,10 +130,10 @@ class BackendPool:
         now, wall = self.clock(), time.time()
         return [
             BackendSnapshot(
-                url=backend.url,
+                url=redact_urls(backend.url),
                 state=backend.state.value,
                 queue_length=backend.queue_length,
-                last_error=backend.last_error,
+                last_error=redact_urls(backend.last_error) if backend.last_error else None,
                 consecutive_failures=backend.failures,
                 checked_at=None
                 if backend.checked_at is None
