@@ -105,3 +105,34 @@ def test_duplicate_org_name_fails(cli_env: Settings):
     assert invoke("orgs", "create", "--name", "dup", "--owner-email", "d@x.io").exit_code == 0
     again = invoke("orgs", "create", "--name", "dup", "--owner-email", "d@x.io")
     assert again.exit_code == 1 and "already exists" in again.output
+
+
+def test_the_default_database_is_private_to_its_user(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+):
+    monkeypatch.delenv("GENWAY_DATABASE_URL", raising=False)
+    monkeypatch.setenv("GENWAY_DATA_DIR", str(tmp_path / "data"))
+    result = invoke("migrate")
+    assert result.exit_code == 0, result.output
+    database = tmp_path / "data" / "genway.db"
+    assert database.stat().st_size > 0  # migrated in place
+    assert database.stat().st_mode & 0o777 == 0o600
+
+
+async def test_first_run_secrets_go_to_a_private_file_when_output_is_not_a_terminal(
+    database_url: str, tmp_path: Path
+):
+    from tests.jobs.processes import Processes
+
+    with Processes(tmp_path / "processes", database_url) as processes:
+        api = processes.api("api", log_level="INFO")
+        await api.wait_ready()
+        output = api.log_path.read_text()
+        credentials = tmp_path / "processes" / "data" / "first-run-credentials.txt"
+        assert str(credentials) in output
+        assert credentials.stat().st_mode & 0o777 == 0o600
+        key = credentials.read_text().split("owner API key: ")[1].strip()
+        assert key.startswith("gw_") and key not in output
+        async with api.client() as client:
+            me = await client.get("/v1/users/me", headers=bearer(key))
+        assert me.status_code == 200 and me.json()["email"] == "owner@genway.local"

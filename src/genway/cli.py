@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
@@ -36,6 +37,7 @@ app.add_typer(webhooks_app, name="webhooks")
 app.command("models")(models_command)
 app.command("backends")(backends_command)
 
+FIRST_RUN_FILE = "first-run-credentials.txt"
 console = Console()
 err_console = Console(stderr=True)
 T = TypeVar("T")
@@ -110,13 +112,30 @@ def serve(
         run(lambda: migrate(settings.resolved_database_url))
     credentials = run(lambda: with_session(settings, bootstrap_if_empty))
     base = f"http://{host}:{port}"
-    if credentials is not None:
+    if credentials is not None and sys.stdout.isatty():
         console.print(
             f"\n[bold]Genway is set up.[/bold] Organization '{credentials.org_name}' "
             f"(id {credentials.org_id}) was created.\n"
             f"  owner login:  {credentials.email} / {credentials.password}\n"
             f"  owner API key (shown once, keep it): [bold]{credentials.api_key}[/bold]\n"
             f"  try: curl -H 'Authorization: Bearer {credentials.api_key}' {base}/v1/users/me\n",
+            highlight=False,
+            soft_wrap=True,
+        )
+    elif credentials is not None:
+        # Output going to a file or a log collector: the secrets go to a file only this user reads.
+        path = settings.data_dir / FIRST_RUN_FILE
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(
+                f"organization: {credentials.org_name} (id {credentials.org_id})\n"
+                f"owner login: {credentials.email} / {credentials.password}\n"
+                f"owner API key: {credentials.api_key}\n"
+            )
+        console.print(
+            f"Genway is set up: organization '{credentials.org_name}' (id {credentials.org_id}) "
+            f"was created. The owner's login and API key are in {path.resolve()} (readable by "
+            "you only); delete the file once you have them.",
             highlight=False,
             soft_wrap=True,
         )

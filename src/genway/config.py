@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from functools import cached_property
@@ -186,7 +187,16 @@ class Settings(BaseSettings):
         return self.resolved_database_url.startswith("sqlite")
 
     def ensure_data_dir(self) -> Path:
+        """The data directory, made if missing; the default SQLite file is created readable by
+        this user only (like the secret key), and SQLite gives its journal files the same mode."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        if not self.database_url:
+            with contextlib.suppress(FileExistsError):
+                os.close(
+                    os.open(
+                        self.data_dir / "genway.db", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600
+                    )
+                )
         return self.data_dir
 
     @property

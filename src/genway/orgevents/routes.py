@@ -4,6 +4,7 @@ pages (`GET /events`)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -157,11 +158,26 @@ async def events_websocket(
         return
     await websocket.accept()
     stream = OrgStream(app.state.db, app.state.broadcaster, org_id, principal.user_id, patterns)
-    try:
+
+    async def relay() -> None:
         async for wire in stream.events(start):
             if wire is None:
                 await websocket.send_json({"type": "keepalive"})
                 continue
             await websocket.send_text(wire[1])
-    except WebSocketDisconnect:
-        return
+
+    async def until_closed() -> None:  # the client leaving ends the relay at once
+        while (await websocket.receive())["type"] != "websocket.disconnect":
+            pass
+
+    tasks = {asyncio.create_task(relay()), asyncio.create_task(until_closed())}
+    try:
+        done, _pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    for task in done:
+        error = None if task.cancelled() else task.exception()
+        if error is not None and not isinstance(error, WebSocketDisconnect):
+            raise error
