@@ -66,6 +66,7 @@ async def test_every_org_route_refuses_another_orgs_key(
             assert response.status_code == 404, (label, method, template, response.text)
             assert response.json() == {
                 "detail": f"Organization {tenant.org_id} not found",
+                "message": f"Organization {tenant.org_id} not found",
                 "status_code": 404,
             }
             assert tenant.owner_email not in response.text
