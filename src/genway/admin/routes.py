@@ -11,6 +11,7 @@ from genway.admin.deps import PlatformAdmin
 from genway.admin.schemas import AdminOrg, AdminOrgUpdate, AdminUser, AdminUserUpdate
 from genway.db import SessionDep
 from genway.kit.pagination import Page, PageDep
+from genway.kit.schemas import Id
 from genway.orgs.models import Organization
 from genway.ratelimit.tiers import limits_for
 
@@ -40,7 +41,7 @@ async def list_users(_admin: PlatformAdmin, session: SessionDep, page: PageDep) 
 
 @router.patch("/users/{user_id}", response_model=AdminUser)
 async def update_user(
-    user_id: int, body: AdminUserUpdate, admin: PlatformAdmin, session: SessionDep
+    user_id: Id, body: AdminUserUpdate, admin: PlatformAdmin, session: SessionDep
 ) -> AdminUser:
     return AdminUser.model_validate(
         await service.update_user(session, user_id, body, admin.user_id)
@@ -55,7 +56,7 @@ async def list_orgs(_admin: PlatformAdmin, session: SessionDep, page: PageDep) -
 
 @router.patch("/orgs/{org_id}", response_model=AdminOrg)
 async def update_org(
-    org_id: int, body: AdminOrgUpdate, _admin: PlatformAdmin, session: SessionDep
+    org_id: Id, body: AdminOrgUpdate, _admin: PlatformAdmin, session: SessionDep
 ) -> AdminOrg:
     return _org(await service.update_org(session, org_id, body))
 

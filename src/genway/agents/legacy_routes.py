@@ -23,6 +23,7 @@ from genway.jobs import service as jobs_service
 from genway.jobs.deps import submitter
 from genway.jobs.models import Job
 from genway.jobs.states import JobStatus
+from genway.kit.schemas import Id
 
 router = APIRouter(prefix="/v1", tags=["agents (legacy)"])
 
@@ -84,13 +85,13 @@ async def run_agent(
 
 
 @router.get("/jobs/{job_id}", response_model=LegacyAgentJob)
-async def get_job(job_id: int, context: CallerOrgReader, session: SessionDep) -> LegacyAgentJob:
+async def get_job(job_id: Id, context: CallerOrgReader, session: SessionDep) -> LegacyAgentJob:
     return legacy_job(await jobs_service.get_job(session, context.org_id, job_id))
 
 
 @router.get("/jobs/{project_id}/list", response_model=LegacyAgentJobList)
 async def list_project_jobs(
-    project_id: int,
+    project_id: Id,
     context: CallerOrgReader,
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,

@@ -25,6 +25,7 @@ from genway.config import Settings
 from genway.db import SessionDep
 from genway.jobs.deps import submitter
 from genway.kit.pagination import Page, PageDep
+from genway.kit.schemas import Id
 
 router = APIRouter(prefix="/v1/organizations/{org_id}/agent", tags=["agents"])
 alpha_router = APIRouter(prefix="/v1/alpha/organizations/{org_id}/agent", tags=["agents-alpha"])
@@ -92,7 +93,7 @@ async def resume_agent_run(
 
 @router.get("/run/{agent_run_id}", response_model=AgentRunResponse)
 async def get_agent_run(
-    agent_run_id: int,
+    agent_run_id: Id,
     request: Request,
     context: OrgReader,
     session: SessionDep,
@@ -121,7 +122,7 @@ async def list_agent_runs(
 
 
 async def agent_run_logs(
-    agent_run_id: int,
+    agent_run_id: Id,
     request: Request,
     context: OrgReader,
     session: SessionDep,

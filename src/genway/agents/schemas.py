@@ -13,7 +13,7 @@ from genway.agents.system_prompts import Task
 from genway.errors import InvalidInput
 from genway.jobs.schemas import WebhookOptions
 from genway.kit.json_limits import bounded_json
-from genway.kit.schemas import RequestModel, ResponseModel
+from genway.kit.schemas import MAX_ID, RequestModel, ResponseModel
 
 MAX_PROMPT_CHARS = 100_000
 ModelName = Annotated[
@@ -65,13 +65,13 @@ class AgentRunInput(RequestModel):
 
     task: Task = Task.CODE
     prompt: Prompt
-    project_id: int | None = Field(default=None, ge=1)
+    project_id: int | None = Field(default=None, ge=1, le=MAX_ID)
     context: Context | None = None
     model: ModelName | None = None
     images: list[Image] = Field(default_factory=list, max_length=10)
     metadata: Metadata | None = None
     agent_type: CodegenAgentType | None = None
-    repo_id: int | None = None
+    repo_id: int | None = Field(default=None, ge=1, le=MAX_ID)
     source_type: SourceType = SourceType.API
     history: list[Turn] = Field(default_factory=list, max_length=50)
     resumed_from: int | None = None
@@ -93,17 +93,19 @@ class CreateAgentRun(WebhookOptions):
     prompt: Prompt
     images: list[Image] | None = Field(default=None, max_length=10)
     metadata: Metadata | None = None
-    repo_id: int | None = None
+    repo_id: int | None = Field(default=None, ge=1, le=MAX_ID)
     model: ModelName | None = None
     agent_type: CodegenAgentType | None = None
     task: Task | None = Field(default=None, description="Genway: the agent task (default code)")
-    project_id: int | None = Field(default=None, ge=1, description="Genway: the project to edit")
+    project_id: int | None = Field(
+        default=None, ge=1, le=MAX_ID, description="Genway: the project to edit"
+    )
 
 
 class ResumeAgentRun(WebhookOptions):
     """Codegen's `ResumeAgentRunInput`: continue a finished run with a new prompt."""
 
-    agent_run_id: int
+    agent_run_id: int = Field(ge=1, le=MAX_ID)
     prompt: Prompt
     images: list[Image] | None = Field(default=None, max_length=10)
 
@@ -164,7 +166,7 @@ class AgentRunWithLogs(BaseModel):
 class RunAgentRequest(WebhookOptions):
     """Seed 002's `POST /v1/run-agent`; `agent_type` there is the task."""
 
-    project_id: int = Field(ge=1)
+    project_id: int = Field(ge=1, le=MAX_ID)
     agent_type: Task
     input_context: Context = Field(default_factory=dict)
     prompt: Prompt | None = Field(default=None, description="Genway: the request (else context)")

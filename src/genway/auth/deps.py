@@ -18,6 +18,7 @@ from genway.auth.service import (
 from genway.config import Settings
 from genway.db import Database, SessionDep
 from genway.errors import Forbidden, NotFound, Unauthorized
+from genway.kit.schemas import MAX_ID
 from genway.orgs.models import Membership, Organization
 from genway.ratelimit.enforce import enforce_job_creation_limit, enforce_request_limits
 
@@ -127,7 +128,7 @@ async def org_context(
     request: Request,
     session: SessionDep,
     principal: CurrentPrincipal,
-    org_id: Annotated[int, Path(description="Organization id")],
+    org_id: Annotated[int, Path(ge=1, le=MAX_ID, description="Organization id")],
 ) -> OrgContext:
     return await resolve_org(session, principal, org_id, request)
 
@@ -136,7 +137,7 @@ async def caller_org_context(
     request: Request,
     session: SessionDep,
     principal: CurrentPrincipal,
-    x_organization_id: Annotated[int | None, Header()] = None,
+    x_organization_id: Annotated[int | None, Header(ge=1, le=MAX_ID)] = None,
 ) -> OrgContext:
     """For legacy routes without an org in the path: the key's org, or the user's chosen one.
 

@@ -25,6 +25,7 @@ from genway.keys import service as keys_service
 from genway.keys.routes import create_key_for
 from genway.keys.schemas import APIKeyCreate, APIKeyCreated, APIKeyResponse
 from genway.kit.pagination import Page, PageDep
+from genway.kit.schemas import Id
 from genway.orgs.models import Membership, Organization
 from genway.orgs.schemas import UserResponse
 from genway.ratelimit.client_ip import client_ip
@@ -133,7 +134,7 @@ async def list_my_keys(
 
 @router.delete("/keys/{key_id}", response_model=APIKeyResponse)
 async def revoke_my_key(
-    key_id: int, context: CallerOrgReader, session: SessionDep
+    key_id: Id, context: CallerOrgReader, session: SessionDep
 ) -> APIKeyResponse:
     """Anyone may revoke their own keys; admins may revoke the organization's keys of roles up
     to their own."""

@@ -27,6 +27,7 @@ from genway.jobs.schemas import (
     LegacyJobCreated,
 )
 from genway.jobs.states import JobStatus
+from genway.kit.schemas import Id
 from genway.orgs.models import Membership
 from genway.realtime.streams import job_event_stream
 from genway.storage.deps import BlobStoreDep, file_response
@@ -110,7 +111,7 @@ async def list_jobs(
 
 
 @router.get("/{job_id}", response_model=JobResponse)
-async def get_job(job_id: int, context: CallerOrgReader, session: SessionDep) -> JobResponse:
+async def get_job(job_id: Id, context: CallerOrgReader, session: SessionDep) -> JobResponse:
     return await job_response(session, await service.get_job(session, context.org_id, job_id))
 
 
@@ -120,7 +121,7 @@ async def get_job(job_id: int, context: CallerOrgReader, session: SessionDep) ->
     responses={200: {"content": {"application/json": {}, "image/png": {}}}},
 )
 async def get_job_result(
-    job_id: int, context: CallerOrgReader, session: SessionDep, store: BlobStoreDep
+    job_id: Id, context: CallerOrgReader, session: SessionDep, store: BlobStoreDep
 ) -> dict[str, Any] | FileResponse:
     """The job's result once it succeeded (for an image job: its first image, with its content
     type); 409 with the job's status before that."""
@@ -145,7 +146,7 @@ async def get_job_result(
 
 @router.delete("/{job_id}", response_model=CancelResponse)
 async def cancel_job(
-    job_id: int, request: Request, context: CallerJobCanceller, session: SessionDep
+    job_id: Id, request: Request, context: CallerJobCanceller, session: SessionDep
 ) -> CancelResponse:
     job, message = await service.cancel_job(session, context.org_id, job_id)
     return CancelResponse.model_validate(
@@ -180,7 +181,7 @@ def websocket_credential(websocket: WebSocket) -> str | None:
 
 @ws_router.websocket("/ws/jobs/{job_id}")
 async def job_websocket(
-    websocket: WebSocket, job_id: int, after: Annotated[int, Query(ge=0)] = 0
+    websocket: WebSocket, job_id: Id, after: Annotated[int, Query(ge=0)] = 0
 ) -> None:
     """JSON events of one job: replay after `?after=N`, then live; closes when the job ends
     (1000), or with 4401 (bad credentials) / 4404 (no such job in the caller's organization)."""

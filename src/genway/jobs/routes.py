@@ -18,6 +18,7 @@ from genway.jobs.models import Job
 from genway.jobs.schemas import CancelResponse, JobCreate, JobPage, JobResponse
 from genway.jobs.states import JobStatus
 from genway.kit import fastjson
+from genway.kit.schemas import Id
 from genway.realtime.streams import job_event_stream
 
 router = APIRouter(prefix="/v1/organizations/{org_id}/jobs", tags=["jobs"])
@@ -65,7 +66,7 @@ async def list_jobs(
     session: SessionDep,
     status_: Annotated[JobStatus | None, Query(alias="status")] = None,
     kind: Annotated[str | None, Query(max_length=64)] = None,
-    project_id: int | None = None,
+    project_id: Id | None = None,
     created_after: datetime | None = None,
     created_before: datetime | None = None,
     cursor: Annotated[str | None, Query(max_length=100)] = None,
@@ -79,13 +80,13 @@ async def list_jobs(
 
 
 @router.get("/{job_id}", response_model=JobResponse)
-async def get_job(job_id: int, context: OrgReader, session: SessionDep) -> JobResponse:
+async def get_job(job_id: Id, context: OrgReader, session: SessionDep) -> JobResponse:
     return await job_response(session, await service.get_job(session, context.org_id, job_id))
 
 
 @router.post("/{job_id}/cancel", response_model=CancelResponse)
 async def cancel_job(
-    job_id: int, request: Request, context: JobCanceller, session: SessionDep
+    job_id: Id, request: Request, context: JobCanceller, session: SessionDep
 ) -> CancelResponse:
     """Cancel a queued job at once or signal a running one; a finished job is left as it is."""
     job, message = await service.cancel_job(session, context.org_id, job_id)
@@ -106,7 +107,7 @@ def sse_format(event: dict[str, object] | None) -> str:
     responses={200: {"content": {"text/event-stream": {}}}},
 )
 async def stream_job_events(
-    job_id: int,
+    job_id: Id,
     request: Request,
     context: OrgReader,
     session: SessionDep,

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import AliasChoices, Field
 
-from genway.kit.schemas import RequestModel, ResponseModel
+from genway.kit.schemas import MAX_ID, RequestModel, ResponseModel
 
 WebhookFilter = Literal["start", "output", "logs", "completed"]
 
@@ -36,7 +36,7 @@ class JobCreate(WebhookOptions):
     priority: int = Field(default=0, ge=-100, le=100, description="Higher runs first")
     timeout_s: float | None = Field(default=None, gt=0, le=7 * 24 * 3600)
     max_attempts: int = Field(default=3, ge=1, le=20)
-    project_id: int | None = Field(default=None, ge=1)
+    project_id: int | None = Field(default=None, ge=1, le=MAX_ID)
 
 
 class JobError(ResponseModel):

@@ -12,6 +12,7 @@ from genway.db import SessionDep
 from genway.keys import service
 from genway.keys.schemas import APIKeyCreate, APIKeyCreated, APIKeyResponse
 from genway.kit.pagination import Page, PageDep
+from genway.kit.schemas import Id
 
 router = APIRouter(prefix="/v1/organizations/{org_id}/api-keys", tags=["api-keys"])
 
@@ -51,12 +52,12 @@ async def list_api_keys(
 
 
 @router.get("/{key_id}", response_model=APIKeyResponse)
-async def get_api_key(key_id: int, context: KeyManager, session: SessionDep) -> APIKeyResponse:
+async def get_api_key(key_id: Id, context: KeyManager, session: SessionDep) -> APIKeyResponse:
     return APIKeyResponse.model_validate(await service.get_api_key(session, context.org_id, key_id))
 
 
 @router.delete("/{key_id}", response_model=APIKeyResponse)
-async def revoke_api_key(key_id: int, context: KeyManager, session: SessionDep) -> APIKeyResponse:
+async def revoke_api_key(key_id: Id, context: KeyManager, session: SessionDep) -> APIKeyResponse:
     key = await service.get_api_key(session, context.org_id, key_id)
     revoked = await service.revoke_api_key(
         session, key, by_user_id=context.user_id, by_role=context.role

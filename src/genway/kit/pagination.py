@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 T = TypeVar("T")
 MAX_LIMIT = 100
+MAX_SKIP = 1_000_000_000
 
 
 class PageParams(BaseModel):
@@ -21,7 +22,7 @@ class PageParams(BaseModel):
 
 
 async def page_params(
-    skip: Annotated[int, Query(ge=0, description="Items to skip")] = 0,
+    skip: Annotated[int, Query(ge=0, le=MAX_SKIP, description="Items to skip")] = 0,
     limit: Annotated[
         int, Query(ge=1, le=MAX_LIMIT, description="Page size, at most 100")
     ] = MAX_LIMIT,

@@ -26,7 +26,7 @@ from genway.jobs.legacy_routes import (
     refuse,
     websocket_credential,
 )
-from genway.kit.schemas import ResponseModel
+from genway.kit.schemas import Id, ResponseModel
 from genway.orgevents.stream import Cursor, OrgStream, parse_cursor, parse_types
 from genway.orgevents.types import ORG_EVENT_TYPES
 from genway.orgs.models import Membership, Organization
@@ -44,7 +44,7 @@ After = Annotated[
 class OrgEventMessage(ResponseModel):
     id: str = Field(description="The cursor after this event: pass as `after` to resume")
     type: str
-    job_id: int | None = None
+    job_id: Id | None = None
     seq: int | None = Field(default=None, description="The job event's number within its job")
     data: dict[str, Any]
     created_at: str

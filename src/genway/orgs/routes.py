@@ -12,6 +12,7 @@ from genway.auth.principal import AuthMethod
 from genway.db import SessionDep
 from genway.errors import Forbidden
 from genway.kit.pagination import Page, PageDep
+from genway.kit.schemas import Id
 from genway.orgs import service
 from genway.orgs.schemas import (
     MemberAdd,
@@ -100,7 +101,7 @@ async def list_users(context: OrgReader, session: SessionDep, page: PageDep) -> 
 @router.get(
     "/v1/organizations/{org_id}/users/{user_id}", response_model=UserResponse, tags=["users"]
 )
-async def get_user(user_id: int, context: OrgReader, session: SessionDep) -> UserResponse:
+async def get_user(user_id: Id, context: OrgReader, session: SessionDep) -> UserResponse:
     return UserResponse.model_validate(await service.get_org_user(session, context.org_id, user_id))
 
 
@@ -125,13 +126,13 @@ async def add_member(
 
 
 @router.get("/v1/organizations/{org_id}/members/{user_id}", response_model=MemberResponse)
-async def get_member(user_id: int, context: OrgReader, session: SessionDep) -> MemberResponse:
+async def get_member(user_id: Id, context: OrgReader, session: SessionDep) -> MemberResponse:
     return _member(await service.get_member(session, context.org_id, user_id))
 
 
 @router.patch("/v1/organizations/{org_id}/members/{user_id}", response_model=MemberResponse)
 async def change_member_role(
-    user_id: int, body: MemberUpdate, context: MemberManager, session: SessionDep
+    user_id: Id, body: MemberUpdate, context: MemberManager, session: SessionDep
 ) -> MemberResponse:
     member = await service.change_member_role(
         session, context.org_id, context.role, user_id, body.role
@@ -142,5 +143,5 @@ async def change_member_role(
 @router.delete(
     "/v1/organizations/{org_id}/members/{user_id}", status_code=status.HTTP_204_NO_CONTENT
 )
-async def remove_member(user_id: int, context: MemberManager, session: SessionDep) -> None:
+async def remove_member(user_id: Id, context: MemberManager, session: SessionDep) -> None:
     await service.remove_member(session, context.org_id, context.role, user_id)

@@ -14,6 +14,7 @@ from genway.auth.permissions import Action
 from genway.db import SessionDep
 from genway.errors import InvalidInput
 from genway.kit.pagination import Page, PageDep
+from genway.kit.schemas import Id
 from genway.projects import files, service
 from genway.projects.models import Project
 from genway.projects.routes import Prefix, file_response, size_limits
@@ -90,13 +91,13 @@ async def list_projects(
 
 
 async def get_project(
-    project_id: int, context: CallerOrgReader, session: SessionDep
+    project_id: Id, context: CallerOrgReader, session: SessionDep
 ) -> LegacyProjectResponse:
     return legacy_response(await service.get_project(session, context.org_id, project_id))
 
 
 async def update_project(
-    project_id: int,
+    project_id: Id,
     body: LegacyProjectUpdate,
     context: CallerProjectWriter,
     session: SessionDep,
@@ -107,14 +108,12 @@ async def update_project(
     return legacy_response(project)
 
 
-async def delete_project(
-    project_id: int, context: CallerProjectWriter, session: SessionDep
-) -> None:
+async def delete_project(project_id: Id, context: CallerProjectWriter, session: SessionDep) -> None:
     await service.delete_project(session, context.org_id, project_id)
 
 
 async def list_files(
-    project_id: int, context: CallerOrgReader, session: SessionDep, prefix: Prefix = None
+    project_id: Id, context: CallerOrgReader, session: SessionDep, prefix: Prefix = None
 ) -> LegacyFileList:
     """Seed 002's listing: every file with its content, `{project_id, count, files}`."""
     found = await files.all_files(session, context.org_id, project_id, prefix)
@@ -123,7 +122,7 @@ async def list_files(
 
 
 async def put_file(
-    project_id: int,
+    project_id: Id,
     response: Response,
     context: CallerProjectWriter,
     session: SessionDep,

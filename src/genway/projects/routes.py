@@ -12,6 +12,7 @@ from genway.auth.permissions import Action
 from genway.config import Settings
 from genway.db import SessionDep
 from genway.kit.pagination import Page, PageDep
+from genway.kit.schemas import Id
 from genway.projects import files, service
 from genway.projects.models import FileRevision, ProjectFile
 from genway.projects.schemas import (
@@ -54,7 +55,7 @@ def size_limits(settings: Settings) -> files.SizeLimits:
     return files.SizeLimits(settings.project_file_max_bytes, settings.project_max_bytes)
 
 
-def file_response(project_id: int, file: ProjectFile | FileRevision) -> FileResponse:
+def file_response(project_id: Id, file: ProjectFile | FileRevision) -> FileResponse:
     return FileResponse(
         project_id=project_id,
         path=file.path,
@@ -95,14 +96,14 @@ async def list_projects(
 
 
 @router.get("/{project_id}", response_model=ProjectResponse)
-async def get_project(project_id: int, context: OrgReader, session: SessionDep) -> ProjectResponse:
+async def get_project(project_id: Id, context: OrgReader, session: SessionDep) -> ProjectResponse:
     project = await service.get_project(session, context.org_id, project_id)
     return ProjectResponse.model_validate(project)
 
 
 @router.patch("/{project_id}", response_model=ProjectResponse)
 async def update_project(
-    project_id: int, body: ProjectUpdate, context: ProjectWriter, session: SessionDep
+    project_id: Id, body: ProjectUpdate, context: ProjectWriter, session: SessionDep
 ) -> ProjectResponse:
     changes = body.model_dump(exclude_unset=True)
     project = await service.update_project(session, context.org_id, project_id, changes)
@@ -110,13 +111,13 @@ async def update_project(
 
 
 @router.delete("/{project_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_project(project_id: int, context: ProjectWriter, session: SessionDep) -> None:
+async def delete_project(project_id: Id, context: ProjectWriter, session: SessionDep) -> None:
     await service.delete_project(session, context.org_id, project_id)
 
 
 @router.get("/{project_id}/files", response_model=Page[FileSummary])
 async def list_files(
-    project_id: int, context: OrgReader, session: SessionDep, page: PageDep, prefix: Prefix = None
+    project_id: Id, context: OrgReader, session: SessionDep, page: PageDep, prefix: Prefix = None
 ) -> Page[FileSummary]:
     """The project's files (without content), by path; `prefix` filters them."""
     rows, total = await files.list_files(session, context.org_id, project_id, prefix, page)
@@ -125,7 +126,7 @@ async def list_files(
 
 @router.put("/{project_id}/files", response_model=FileWriteResponse)
 async def put_file(
-    project_id: int,
+    project_id: Id,
     body: FilePut,
     response: Response,
     context: ProjectWriter,
@@ -150,7 +151,7 @@ async def put_file(
 
 @router.get("/{project_id}/files/{file_path:filepath}", response_model=FileResponse)
 async def get_file(
-    project_id: int,
+    project_id: Id,
     file_path: str,
     context: OrgReader,
     session: SessionDep,
@@ -162,7 +163,7 @@ async def get_file(
 
 @router.delete("/{project_id}/files/{file_path:filepath}", response_model=RevisionSummary)
 async def delete_file(
-    project_id: int,
+    project_id: Id,
     file_path: str,
     context: ProjectWriter,
     session: SessionDep,
@@ -185,7 +186,7 @@ async def delete_file(
 
 @router.get("/{project_id}/revisions", response_model=Page[RevisionSummary])
 async def list_revisions(
-    project_id: int,
+    project_id: Id,
     context: OrgReader,
     session: SessionDep,
     page: PageDep,
@@ -198,7 +199,7 @@ async def list_revisions(
 
 @router.get("/{project_id}/revisions/{revision}", response_model=RevisionResponse)
 async def get_revision(
-    project_id: int, revision: int, context: OrgReader, session: SessionDep
+    project_id: Id, revision: int, context: OrgReader, session: SessionDep
 ) -> RevisionResponse:
     """One revision with the content each file had after it."""
     found = await files.get_revision(session, context.org_id, project_id, revision)

@@ -13,6 +13,7 @@ from genway.db import SessionDep
 from genway.jobs import service as jobs_service
 from genway.jobs.deps import submitter
 from genway.kit.pagination import Page, PageDep
+from genway.kit.schemas import Id
 from genway.promode import service
 from genway.promode.schemas import ProModeRequest, SessionDetail, SessionSummary
 
@@ -24,7 +25,7 @@ SessionCanceller = Annotated[OrgContext, require(Action.CANCEL_JOBS)]
 
 @router.post("/pro-mode", response_model=SessionSummary, status_code=status.HTTP_201_CREATED)
 async def start_session(
-    project_id: int,
+    project_id: Id,
     body: ProModeRequest,
     request: Request,
     context: SessionStarter,
@@ -45,7 +46,7 @@ async def start_session(
 
 @router.get("/sessions", response_model=Page[SessionSummary])
 async def list_sessions(
-    project_id: int, context: OrgReader, session: SessionDep, page: PageDep
+    project_id: Id, context: OrgReader, session: SessionDep, page: PageDep
 ) -> Page[SessionSummary]:
     jobs, total = await service.list_sessions(session, context.org_id, project_id, page)
     return Page.build([service.summary(job) for job in jobs], total, page)
@@ -53,7 +54,7 @@ async def list_sessions(
 
 @router.get("/sessions/{session_id}", response_model=SessionDetail)
 async def get_session(
-    project_id: int, session_id: int, context: OrgReader, session: SessionDep
+    project_id: Id, session_id: Id, context: OrgReader, session: SessionDep
 ) -> SessionDetail:
     """Candidates, judgements, bracket, synthesis and token usage of each iteration so far."""
     job = await service.get_session(session, context.org_id, project_id, session_id)
@@ -62,8 +63,8 @@ async def get_session(
 
 @router.post("/sessions/{session_id}/cancel", response_model=SessionSummary)
 async def cancel_session(
-    project_id: int,
-    session_id: int,
+    project_id: Id,
+    session_id: Id,
     request: Request,
     context: SessionCanceller,
     session: SessionDep,

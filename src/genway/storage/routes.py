@@ -13,6 +13,7 @@ from genway.auth.permissions import Action
 from genway.db import SessionDep
 from genway.jobs.service import get_job
 from genway.kit.pagination import Page, PageDep
+from genway.kit.schemas import Id
 from genway.storage import service
 from genway.storage.deps import (
     BlobStoreDep,
@@ -83,7 +84,7 @@ async def list_uploads(
 
 @router.get(f"{ORG}/uploads/{{upload_id}}", response_model=ArtifactResponse)
 async def get_upload(
-    upload_id: int,
+    upload_id: Id,
     request: Request,
     context: OrgReader,
     session: SessionDep,
@@ -96,7 +97,7 @@ async def get_upload(
 
 @router.get(f"{ORG}/jobs/{{job_id}}/artifacts", response_model=ArtifactList)
 async def list_job_artifacts(
-    job_id: int,
+    job_id: Id,
     request: Request,
     context: OrgReader,
     session: SessionDep,
@@ -116,7 +117,7 @@ async def list_job_artifacts(
     responses={200: {"content": {"image/png": {}}}},
 )
 async def download_job_artifact(
-    job_id: int, name: str, context: OrgReader, session: SessionDep, store: BlobStoreDep
+    job_id: Id, name: str, context: OrgReader, session: SessionDep, store: BlobStoreDep
 ) -> FileResponse:
     job = await get_job(session, context.org_id, job_id)
     return file_response(store, await service.job_output(session, context.org_id, job.id, name))
@@ -128,8 +129,8 @@ async def download_job_artifact(
     responses={200: {"content": {"image/png": {}}}},
 )
 async def download_signed(
-    org_id: int,
-    artifact_id: int,
+    org_id: Id,
+    artifact_id: Id,
     filename: str,
     session: SessionDep,
     store: BlobStoreDep,
