@@ -150,6 +150,7 @@ class Outbox:
         job_ids = {event["job_id"] for event, *_ in wanted if "job_id" in event}
         snapshots: dict[int, dict[str, Any]] = {}
         if job_ids:
+            session.flush()  # pending ORM changes first: the read below refreshes those objects
             rows = session.scalars(
                 select(Job).where(Job.id.in_(job_ids)).execution_options(populate_existing=True)
             )

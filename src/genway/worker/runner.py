@@ -105,18 +105,21 @@ class Worker:
             asyncio.create_task(self._every(self.options.reaper_interval_s, self.reaper.run_once)),
         ]
         sender = asyncio.create_task(self.webhooks.run()) if self.webhooks is not None else None
-        async with self.writer:
-            try:
-                await self._claim_loop()
-            finally:
-                await self._drain()
-                for loop in self._loops:
-                    loop.cancel()
-                await asyncio.gather(*self._loops, return_exceptions=True)
-        if sender is not None and self.webhooks is not None:
-            # After the jobs' last events: what they queued is sent now or by the next process.
-            self.webhooks.stop()
-            await asyncio.gather(sender, return_exceptions=True)
+        try:
+            async with self.writer:
+                try:
+                    await self._claim_loop()
+                finally:
+                    await self._drain()
+                    for loop in self._loops:
+                        loop.cancel()
+                    await asyncio.gather(*self._loops, return_exceptions=True)
+        finally:
+            if sender is not None and self.webhooks is not None:
+                # After the jobs' last events: what they queued is sent now or by the next
+                # process (deliveries are rows; nothing is lost if this one stops first).
+                self.webhooks.stop()
+                await asyncio.gather(sender, return_exceptions=True)
         log.info("worker_stopped", worker_id=self.worker_id)
 
     def stop(self) -> None:
