@@ -8,6 +8,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 from fastapi import FastAPI, Request, Response
 
 from genway.kit import fastjson
@@ -52,3 +53,15 @@ class Receiver:
                 self.arrived.clear()
                 await self.arrived.wait()
         return self.at(name)
+
+
+async def settled_delivery(
+    client: httpx.AsyncClient, url: str, headers: dict[str, str], timeout: float = 10.0
+) -> dict[str, Any]:
+    """The delivery at `url` (`.../deliveries/{id}`) once it is no longer pending."""
+    async with asyncio.timeout(timeout):
+        while True:
+            delivery: dict[str, Any] = (await client.get(url, headers=headers)).json()
+            if delivery["status"] != "pending":
+                return delivery
+            await asyncio.sleep(0.05)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import httpx
 import pytest
 
@@ -13,6 +11,7 @@ from genway.webhooks.models import WebhookEndpoint
 from genway.webhooks.signing import new_secret
 from genway.webhooks.targets import TargetRefused, check_target
 from tests.support import Tenant
+from tests.webhooks.receiver import settled_delivery
 
 
 @pytest.fixture
@@ -83,11 +82,7 @@ async def test_addresses_are_checked_again_when_sending(
     ping = await client.post(f"{hooks}/test", headers=tenant.headers)
     assert ping.status_code == 202
     url = f"{hooks}/deliveries/{ping.json()['id']}"
-    async with asyncio.timeout(10):
-        while (delivery := (await client.get(url, headers=tenant.headers)).json())[
-            "status"
-        ] == "pending":
-            await asyncio.sleep(0.05)
+    delivery = await settled_delivery(client, url, tenant.headers)
     assert delivery["status"] == "failed"
     assert "loopback" in delivery["last_error"]
     assert delivery["attempt_log"][0]["status_code"] is None

@@ -15,7 +15,7 @@ from standardwebhooks import Webhook, WebhookVerificationError
 from genway.auth.permissions import Role
 from genway.config import Settings
 from tests.support import Tenant, live_server
-from tests.webhooks.receiver import Receiver
+from tests.webhooks.receiver import Receiver, settled_delivery
 
 
 @pytest.fixture
@@ -163,11 +163,7 @@ async def test_a_final_answer_is_not_retried_and_a_ping_tests_the_endpoint(
     got = await hooks.wait_for("gone", 1)
     assert Webhook(endpoint["secret"]).verify(got[0].body, got[0].headers)["type"] == "ping"
     url = f"{hooks_url(tenant)}/{endpoint['id']}/deliveries/{ping.json()['id']}"
-    async with asyncio.timeout(10):
-        while (delivery := (await client.get(url, headers=tenant.headers)).json())[
-            "status"
-        ] == "pending":
-            await asyncio.sleep(0.05)
+    delivery = await settled_delivery(client, url, tenant.headers)
     assert delivery["status"] == "failed"
     assert delivery["attempts"] == 1
     assert "final" in delivery["last_error"]
