@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
@@ -18,7 +17,7 @@ from genway.jobs.models import Job
 from genway.jobs.schemas import CancelResponse, JobCreate, JobPage, JobResponse
 from genway.jobs.states import JobStatus
 from genway.kit import fastjson
-from genway.kit.schemas import Id
+from genway.kit.schemas import Id, UtcDatetime
 from genway.realtime.streams import job_event_stream
 
 router = APIRouter(prefix="/v1/organizations/{org_id}/jobs", tags=["jobs"])
@@ -67,8 +66,8 @@ async def list_jobs(
     status_: Annotated[JobStatus | None, Query(alias="status")] = None,
     kind: Annotated[str | None, Query(max_length=64)] = None,
     project_id: Id | None = None,
-    created_after: datetime | None = None,
-    created_before: datetime | None = None,
+    created_after: UtcDatetime | None = None,
+    created_before: UtcDatetime | None = None,
     cursor: Annotated[str | None, Query(max_length=100)] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
 ) -> JobPage:

@@ -27,7 +27,7 @@ from genway.engines.comfyui.node_policy import (
     path_named,
 )
 from genway.engines.comfyui.outputs import TEMP_FOLDER
-from genway.errors import GenwayError, NotFound
+from genway.errors import GenwayError, InvalidInput, NotFound
 from genway.jobs.deps import submitter
 from genway.jobs.states import JobStatus
 from genway.storage import service as artifacts
@@ -39,6 +39,7 @@ router = APIRouter(tags=["ComfyUI-compatible"])
 
 HISTORY_DEFAULT = 100
 HISTORY_MAX = 1000
+NESTED_TOO_DEEPLY = "The body is nested too deeply to be a workflow"
 
 
 class NoBackend(GenwayError):
@@ -49,6 +50,8 @@ class NoBackend(GenwayError):
 async def _json_object(request: Request) -> dict[str, Any]:
     try:
         body = await request.json()
+    except RecursionError:
+        raise InvalidInput(NESTED_TOO_DEEPLY, status_code=400) from None
     except ValueError:
         return {}
     return body if isinstance(body, dict) else {}
@@ -66,6 +69,8 @@ async def post_prompt(
     Answers `{"prompt_id", "number", "node_errors"}`; invalid workflows get ComfyUI's 400."""
     try:
         body = await request.json()
+    except RecursionError:
+        raise prompts.PromptRejected("invalid_prompt", NESTED_TOO_DEEPLY) from None
     except ValueError:
         raise prompts.PromptRejected("invalid_prompt", "The body must be a JSON object") from None
     if not isinstance(body, dict):

@@ -1,5 +1,6 @@
-"""Numbers beyond what the database holds (ids past 2^63-1, huge `skip`) are a 422 naming the
-field, never a 500: in paths, queries, headers and bodies, on every dialect."""
+"""Input the database or the parser cannot hold (ids past 2^63-1, huge `skip`, dates without a
+UTC form, JSON nested 10,000 deep) is refused with a 4xx naming what is wrong, never a 500: in
+paths, queries, headers and bodies, on every dialect."""
 
 from __future__ import annotations
 
@@ -51,3 +52,28 @@ async def test_out_of_range_numbers_are_422_naming_the_field(
     assert response.status_code == 422, (method, path, response.status_code, response.text)
     field = response.json()["detail"][0]["loc"][-1]
     assert isinstance(field, str) and field, response.text
+
+
+async def test_deep_json_and_dates_without_a_utc_form_are_refused_not_500(
+    client: httpx.AsyncClient, tenant: Tenant
+) -> None:
+    deep = b'{"prompt": ' + b"[" * 10_000 + b"]" * 10_000 + b"}"
+    for path in ("/prompt", "/api/prompt", "/queue", "/interrupt"):
+        response = await client.post(
+            path, content=deep, headers={**tenant.headers, "content-type": "application/json"}
+        )
+        assert response.status_code == 400, (path, response.status_code, response.text)
+        assert "nested too deeply" in response.text
+    early = await client.get(
+        f"/v1/organizations/{tenant.org_id}/jobs",
+        params={"created_after": "0001-01-01T00:00:00+14:00"},
+        headers=tenant.headers,
+    )
+    assert early.status_code == 422, early.text
+    assert early.json()["detail"][0]["loc"] == ["query", "created_after"]
+    fine = await client.get(
+        f"/v1/organizations/{tenant.org_id}/jobs",
+        params={"created_after": "2026-01-01T00:00:00+14:00"},
+        headers=tenant.headers,
+    )
+    assert fine.status_code == 200
