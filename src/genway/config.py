@@ -146,6 +146,9 @@ class Settings(BaseSettings):
     url: str = Field(default="http://127.0.0.1:8000", description="Where the CLI finds Genway")
     api_key: SecretStr | None = Field(default=None, description="The CLI's API key")
 
+    metrics_token: SecretStr | None = Field(
+        default=None, description="When set, /metrics needs 'Authorization: Bearer <token>'"
+    )
     log_level: str = "INFO"
     log_json: bool = True
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 import websockets
+from pydantic import SecretStr
 
 from genway.app import create_app
 from genway.config import Settings
@@ -149,3 +150,16 @@ async def test_backend_credentials_stay_out_of_health_and_logs(
     assert backend["last_error"] and "S3cretPass" not in health.text
     logged = capfd.readouterr().err
     assert "comfyui_backend_unhealthy" in logged and "S3cretPass" not in logged
+
+
+async def test_metrics_can_be_kept_for_a_token_holder(settings: Settings):
+    token = SecretStr("scrape-me-0123456789")
+    app = create_app(settings.model_copy(update={"metrics_token": token}))
+    async with live_server(app) as url, httpx.AsyncClient(base_url=url) as client:
+        assert (await client.get("/metrics")).status_code == 401
+        wrong = await client.get("/metrics", headers={"Authorization": "Bearer nope"})
+        assert wrong.status_code == 401
+        right = await client.get(
+            "/metrics", headers={"Authorization": "Bearer scrape-me-0123456789"}
+        )
+        assert right.status_code == 200 and "genway" in right.text

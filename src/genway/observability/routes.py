@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import time
 from typing import Any
 
@@ -14,6 +15,7 @@ from sqlalchemy import text
 from genway import __version__
 from genway.admin.service import collect_stats
 from genway.db import Database
+from genway.errors import Unauthorized
 
 router = APIRouter(tags=["health"])
 log = structlog.get_logger("genway.health")
@@ -53,6 +55,13 @@ async def health(request: Request) -> JSONResponse:
 
 @router.get("/metrics", include_in_schema=False)
 async def metrics(request: Request) -> Response:
+    """Prometheus metrics; with `GENWAY_METRICS_TOKEN` set, only for `Authorization: Bearer`
+    with that token."""
+    token = request.app.state.settings.metrics_token
+    if token is not None:
+        given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+        if not hmac.compare_digest(given.encode(), token.get_secret_value().encode()):
+            raise Unauthorized("Metrics need 'Authorization: Bearer <GENWAY_METRICS_TOKEN>'")
     registry = request.app.state.metrics
     try:
         async with request.app.state.db.sessions() as session:
