@@ -20,6 +20,7 @@ from genway.jobs import service
 from genway.jobs.deps import admitted, submitter
 from genway.jobs.routes import IdempotencyKey, job_response
 from genway.jobs.schemas import (
+    JOB_OPTIONS,
     CancelResponse,
     JobCreate,
     JobPage,
@@ -40,22 +41,13 @@ CallerJobCreator = Annotated[OrgContext, require(Action.CREATE_JOBS, scope="call
 CallerJobCanceller = Annotated[OrgContext, require(Action.CANCEL_JOBS, scope="caller")]
 
 GENERATE_KIND = "comfy.generate"
-JOB_FIELDS = set(JobCreate.model_fields)
-LEGACY_JOB_OPTIONS = (
-    "priority",
-    "timeout_s",
-    "max_attempts",
-    "project_id",
-    "webhook",
-    "webhook_events_filter",
-)
 
 
 def legacy_spec(body: dict[str, Any]) -> JobCreate:
     """A canonical job request from a legacy body: `{"prompt", ...}` without `kind` is seed 001's
     image generation (`comfy.generate`) with the body's other fields as its input."""
     if "kind" not in body and "prompt" in body:
-        options: dict[str, Any] = {k: body[k] for k in LEGACY_JOB_OPTIONS if k in body}
+        options: dict[str, Any] = {k: body[k] for k in JOB_OPTIONS if k in body}
         image_input = {k: v for k, v in body.items() if k not in options}
         body = {"kind": GENERATE_KIND, "input": image_input, **options}
     try:

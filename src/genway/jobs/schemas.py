@@ -39,6 +39,11 @@ class JobCreate(WebhookOptions):
     project_id: int | None = Field(default=None, ge=1, le=MAX_ID)
 
 
+# The fields of a job request besides its `kind` and `input`: what seed 001's bodies (image
+# parameters at the top level) carry as options of the job rather than as its input.
+JOB_OPTIONS = tuple(name for name in JobCreate.model_fields if name not in ("kind", "input"))
+
+
 class JobError(ResponseModel):
     code: str
     message: str

@@ -18,7 +18,7 @@ from genway.jobs import service
 from genway.jobs.deps import submitter
 from genway.jobs.events import is_final
 from genway.jobs.models import Job
-from genway.jobs.schemas import JobCreate
+from genway.jobs.schemas import JOB_OPTIONS, JobCreate
 from genway.jobs.states import JobStatus
 from genway.realtime.broadcast import Broadcaster
 from genway.realtime.streams import job_event_stream
@@ -28,14 +28,6 @@ from genway.storage.deps import SignerDep, public_base
 router = APIRouter(tags=["images (legacy)"])
 
 CallerJobCreator = Annotated[OrgContext, require(Action.CREATE_JOBS, scope="caller")]
-JOB_OPTIONS = (
-    "priority",
-    "timeout_s",
-    "max_attempts",
-    "project_id",
-    "webhook",
-    "webhook_events_filter",
-)
 # A failed generation answers like the engine's verdict: bad parameters, or a failure upstream.
 FAILURE_STATUS = {"node_errors": 422, "missing_inputs": 422}
 
