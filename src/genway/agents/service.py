@@ -47,8 +47,6 @@ async def start_run(
     """Queue an agent run (told to `webhook` when given). Raises ProjectNotFound (project of
     another org, or none), and what `create_job` raises (InvalidInput, PayloadTooLarge,
     QuotaExceeded)."""
-    if spec.project_id is not None:
-        await get_project(session, submitter.org_id, spec.project_id)
     job, _created = await create_job(
         session,
         submitter,

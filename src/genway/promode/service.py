@@ -45,8 +45,8 @@ async def start_session(
     *,
     max_input_bytes: int,
 ) -> Job:
-    """Queue a session on a project. Raises ProjectNotFound and what `create_job` raises."""
-    await get_project(session, submitter.org_id, project_id)
+    """Queue a session on a project. Raises ProjectNotFound (checked by `create_job`) and what
+    else `create_job` raises."""
     spec = SessionInput(
         prompt=body.prompt,
         agents=body.agents,
