@@ -73,10 +73,14 @@ def on_commit(
     *,
     wake: bool = False,
     usage: Sequence[UsageIncrement] = (),
+    deliveries: bool = False,
 ) -> None:
     """Once the session's transaction commits: publish `events`, wake idle workers, count
-    `usage` (buffered). A rollback drops them."""
+    `usage` (buffered), wake the webhook sender (`deliveries` were queued). A rollback drops
+    them."""
     info = session.info
+    if deliveries:
+        info[PENDING_DELIVERIES] = True
     if events:
         info.setdefault(PENDING_EVENTS, []).extend(events)
     if wake:

@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import Table, insert, select, text
 from sqlalchemy.orm import Session
 
-from genway.db import PENDING_DELIVERIES, PENDING_EVENTS, Database, utcnow
+from genway.db import PENDING_EVENTS, Database, on_commit, utcnow
 from genway.jobs.models import Job
 from genway.jobs.schemas import JobResponse
 from genway.orgevents.types import (
@@ -182,7 +182,7 @@ class Outbox:
         if not rows_out:
             return
         session.execute(insert(deliveries), rows_out)
-        session.info[PENDING_DELIVERIES] = True
+        on_commit(session, deliveries=True)
         if session.bind.dialect.name == "postgresql":  # type: ignore[union-attr]
             session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": WAKE_CHANNEL})
 

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from genway.db import PENDING_DELIVERIES, utcnow
+from genway.db import on_commit, utcnow
 from genway.errors import InvalidInput, NotFound
 from genway.kit.crypto import SecretBox
 from genway.kit.pagination import PageParams, paginate
@@ -143,7 +143,7 @@ def queue_delivery(
         created_at=now,
     )
     session.add(delivery)
-    session.info[PENDING_DELIVERIES] = True
+    on_commit(session, deliveries=True)
     return delivery
 
 
