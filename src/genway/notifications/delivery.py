@@ -17,7 +17,7 @@ from sqlalchemy import ColumnElement, Select, func, insert, literal, select
 from sqlalchemy.orm import Session
 
 from genway.auth.permissions import Role
-from genway.db import on_commit, utcnow
+from genway.db import utcnow
 from genway.notifications.models import (
     Category,
     EmailStatus,
@@ -26,7 +26,7 @@ from genway.notifications.models import (
     notifications_table,
 )
 from genway.notifications.schemas import NotificationPreferences, NotificationResponse
-from genway.orgevents.emit import org_events, org_payload
+from genway.orgevents.emit import record_org_events
 from genway.orgevents.types import NOTIFICATION_NEW
 from genway.orgs.models import Membership, Organization, User
 
@@ -38,7 +38,6 @@ BODY_MAX = 2000
 _INSERT_NOTIFICATIONS = insert(notifications_table).returning(
     notifications_table.c.id, sort_by_parameter_order=True
 )
-_INSERT_EVENTS = insert(org_events).returning(org_events.c.id, sort_by_parameter_order=True)
 
 
 @dataclass(frozen=True)
@@ -157,23 +156,10 @@ def _record(
         ).model_dump(mode="json")
         for notification_id in ids
     ]
-    events = [
-        {
-            "org_id": org_id,
-            "user_id": r.user_id,
-            "type": NOTIFICATION_NEW,
-            "data": item,
-            "created_at": now,
-        }
-        for r, item in zip(recipients, shown, strict=True)
-    ]
-    event_ids = session.scalars(_INSERT_EVENTS, events if len(events) > 1 else events[0]).all()
-    on_commit(
+    record_org_events(
         session,
-        [
-            org_payload(event_id, org_id, NOTIFICATION_NEW, item, now, r.user_id)
-            for event_id, r, item in zip(event_ids, recipients, shown, strict=True)
-        ],
+        org_id,
+        [(NOTIFICATION_NEW, item, r.user_id) for r, item in zip(recipients, shown, strict=True)],
     )
 
 
