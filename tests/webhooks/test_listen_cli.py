@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -13,20 +12,13 @@ from typer.testing import CliRunner
 from genway.cli import app as cli
 from genway.config import Settings
 from genway.webhooks.signing import new_secret
-from tests.support import Tenant, live_server
+from tests.support import Tenant
 from tests.webhooks.receiver import Receiver
 
 
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
     return settings.model_copy(update={"embedded_worker": True})
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[tuple[Receiver, str]]:
-    hooks = Receiver()
-    async with live_server(hooks.app()) as url:
-        yield hooks, url
 
 
 async def test_listen_forwards_signed_events_to_a_local_url(

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 
 from genway.config import Settings
-from tests.support import Tenant, live_server
+from tests.support import Tenant
 from tests.webhooks.receiver import Receiver
 
 
@@ -24,13 +23,6 @@ def settings(settings: Settings) -> Settings:
             "webhook_poll_s": 0.2,
         }
     )
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[tuple[Receiver, str]]:
-    hooks = Receiver()
-    async with live_server(hooks.app()) as url:
-        yield hooks, url
 
 
 async def test_a_thousand_completions_are_each_delivered_once(

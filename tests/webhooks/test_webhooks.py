@@ -4,7 +4,6 @@ verified with the `standardwebhooks` library."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,7 +13,7 @@ from standardwebhooks import Webhook, WebhookVerificationError
 
 from genway.auth.permissions import Role
 from genway.config import Settings
-from tests.support import Tenant, live_server
+from tests.support import Tenant
 from tests.webhooks.receiver import Receiver, settled_delivery
 
 
@@ -29,13 +28,6 @@ def settings(settings: Settings) -> Settings:
             "webhook_poll_s": 0.1,
         }
     )
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[tuple[Receiver, str]]:
-    hooks = Receiver()
-    async with live_server(hooks.app()) as url:
-        yield hooks, url
 
 
 def hooks_url(tenant: Tenant) -> str:
