@@ -7,7 +7,7 @@ from __future__ import annotations
 import base64
 import hashlib
 
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from cryptography.fernet import Fernet, MultiFernet
 
 
 class SecretBox:
@@ -29,8 +29,5 @@ class SecretBox:
         return self._fernet.encrypt(plaintext.encode()).decode()
 
     def decrypt(self, token: str) -> str:
-        """Raises InvalidToken when no key opens it."""
+        """Raises cryptography.fernet.InvalidToken when no key opens it."""
         return self._fernet.decrypt(token.encode()).decode()
-
-
-__all__ = ["InvalidToken", "SecretBox"]
