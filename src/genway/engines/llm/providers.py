@@ -3,7 +3,8 @@
 Every call streams, so `on_delta` sees text as it arrives. Each provider applies one retry
 policy (429, 5xx and connection errors; exponential backoff that honours `Retry-After`), a
 deadline per attempt, and turns SDK exceptions into `LLMError`s whose `retryable` flag tells
-the router whether another model may succeed where this one failed.
+the router whether another model may succeed where this one failed. With `tools`, the model may
+answer with `ToolCall`s instead of (or beside) text; the conversation types live in `tools`.
 """
 
 from __future__ import annotations
@@ -17,22 +18,30 @@ import math
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import ClassVar, Literal, Protocol, TypedDict, cast
+from dataclasses import dataclass, field
+from typing import ClassVar, Protocol
 
 import anthropic
 import httpx2
 import openai
 import structlog
-from anthropic.types import MessageParam
-from openai.types.chat import ChatCompletionMessageParam
+
+from genway.engines.llm.tools import AssistantToolCalls as AssistantToolCalls
+from genway.engines.llm.tools import ChatMessage as ChatMessage
+from genway.engines.llm.tools import Message as Message
+from genway.engines.llm.tools import (
+    StreamedToolCalls,
+    anthropic_messages,
+    anthropic_tools,
+    openai_messages,
+    openai_tools,
+    refuses_tools,
+)
+from genway.engines.llm.tools import ToolCall as ToolCall
+from genway.engines.llm.tools import ToolResult as ToolResult
+from genway.engines.llm.tools import ToolSpec as ToolSpec
 
 log = structlog.get_logger("genway.engines.llm")
-
-
-class ChatMessage(TypedDict):
-    role: Literal["system", "user", "assistant"]
-    content: str
 
 
 DeltaCallback = Callable[[str], Awaitable[None] | None]
@@ -41,7 +50,10 @@ Sleep = Callable[[float], Awaitable[None]]
 
 @dataclass(frozen=True)
 class Completion:
-    """A finished model answer. `finish_reason` uses OpenAI's words (stop, length, ...)."""
+    """A finished model answer. `finish_reason` uses OpenAI's words (stop, length, ...).
+
+    `finish_reason` is "tool_calls" when the model stopped to have `tool_calls` run.
+    """
 
     text: str
     model: str
@@ -49,6 +61,7 @@ class Completion:
     input_tokens: int
     output_tokens: int
     finish_reason: str
+    tool_calls: tuple[ToolCall, ...] = ()
 
 
 class LLMError(Exception):
@@ -66,6 +79,7 @@ class LLMError(Exception):
         retry_after_s: float | None = None,
     ) -> None:
         super().__init__(f"{provider}:{model}: {message}" if provider else message)
+        self.message = message
         self.provider = provider
         self.model = model
         self.status_code = status_code
@@ -92,6 +106,10 @@ class AuthenticationFailed(LLMError):
     retryable = False
 
 
+class ToolsUnsupported(BadRequest):
+    """The server or model refused a request because it carried tools; retry without them."""
+
+
 class LLMProvider(Protocol):
     """A model vendor: `name` is the prefix of its models in the routing table."""
 
@@ -100,14 +118,18 @@ class LLMProvider(Protocol):
     async def complete(
         self,
         model: str,
-        messages: Sequence[ChatMessage],
+        messages: Sequence[Message],
         *,
         system: str | None = None,
         max_tokens: int,
         timeout_s: float,
         on_delta: DeltaCallback | None = None,
+        tools: Sequence[ToolSpec] | None = None,
     ) -> Completion:
-        """Run one completion, streaming text to `on_delta`. Raises `LLMError`."""
+        """Run one completion, streaming text to `on_delta`; the model may call `tools`.
+
+        Raises `LLMError`; `ToolsUnsupported` if the server refuses tools.
+        """
         ...
 
     async def aclose(self) -> None:
@@ -180,11 +202,12 @@ class _Call:
     """One attempt's arguments, and whether any text has reached the caller yet."""
 
     model: str
-    messages: Sequence[ChatMessage]
+    messages: Sequence[Message]
     system: str | None
     max_tokens: int
     timeout_s: float
     on_delta: DeltaCallback | None
+    tools: Sequence[ToolSpec]
     delivered: bool = False
 
     async def emit(self, text: str) -> None:
@@ -226,12 +249,13 @@ class StreamingProvider:
     async def complete(
         self,
         model: str,
-        messages: Sequence[ChatMessage],
+        messages: Sequence[Message],
         *,
         system: str | None = None,
         max_tokens: int,
         timeout_s: float,
         on_delta: DeltaCallback | None = None,
+        tools: Sequence[ToolSpec] | None = None,
     ) -> Completion:
         """Run one completion with retries; `timeout_s` bounds each attempt. Raises `LLMError`.
 
@@ -239,7 +263,7 @@ class StreamingProvider:
         would send the caller the same text twice.
         """
         for retry in itertools.count():
-            call = _Call(model, messages, system, max_tokens, timeout_s, on_delta)
+            call = _Call(model, messages, system, max_tokens, timeout_s, on_delta, tools or ())
             try:
                 return await self._attempt(call)
             except LLMError as error:
@@ -266,7 +290,7 @@ class StreamingProvider:
             raise LLMTimeout(message, provider=self.name, model=call.model) from exc
         except self.sdk_errors as exc:
             if (error := transport_error(exc, provider=self.name, model=call.model)) is None:
-                error = self._translate(exc, call.model)
+                error = self._translate(exc, call)
             raise error from exc
 
     def _truncated(self, model: str) -> LLMError:
@@ -284,8 +308,25 @@ class StreamingProvider:
     async def _stream(self, call: _Call) -> Completion:
         raise NotImplementedError
 
-    def _translate(self, exc: Exception, model: str) -> LLMError:
+    def _translate(self, exc: Exception, call: _Call) -> LLMError:
         raise NotImplementedError
+
+    def _status_error(
+        self,
+        call: _Call,
+        status: int,
+        message: str,
+        headers: Mapping[str, str],
+        said: str,
+        param: str | None = None,
+    ) -> LLMError:
+        """The error for an HTTP status; `said` is the server's own words, for tool refusals."""
+        if call.tools and refuses_tools(status, said, param=param):
+            return ToolsUnsupported(
+                message, provider=self.name, model=call.model, status_code=status
+            )
+        retry_after_s = retry_after_seconds(headers)
+        return error_for_status(status, message, self.name, call.model, retry_after_s=retry_after_s)
 
 
 # The SDKs' own retries are off (max_retries=0) so that RetryPolicy is the only one: nested
@@ -313,13 +354,15 @@ class OpenAIProvider(StreamingProvider):
     async def _stream(self, call: _Call) -> Completion:
         stream = await self.client.chat.completions.create(
             model=call.model,
-            messages=_openai_messages(call.messages, call.system),
+            messages=openai_messages(call.messages, call.system),
+            tools=openai_tools(call.tools) if call.tools else openai.omit,
             max_completion_tokens=call.max_tokens,
             stream=True,
             stream_options={"include_usage": True},
             timeout=call.timeout_s,
         )
         parts: list[str] = []
+        tool_calls = StreamedToolCalls()
         finish: str | None = None
         served_model, input_tokens, output_tokens = call.model, 0, 0
         async with stream:
@@ -332,30 +375,31 @@ class OpenAIProvider(StreamingProvider):
                     if choice.delta.content:
                         parts.append(choice.delta.content)
                         await call.emit(choice.delta.content)
+                    tool_calls.add_openai(choice.delta.tool_calls or ())
                     finish = choice.finish_reason or finish
         if finish is None:
             raise self._truncated(call.model)
+        calls = tool_calls.calls()
+        if calls and finish == "stop":
+            # Some compatible servers (older Ollama, vLLM) say "stop" after calling tools.
+            finish = "tool_calls"
         text = "".join(parts)
-        return Completion(text, served_model, self.name, input_tokens, output_tokens, finish)
+        tokens = (input_tokens, output_tokens)
+        return Completion(text, served_model, self.name, *tokens, finish, calls)
 
-    def _translate(self, exc: Exception, model: str) -> LLMError:
+    def _translate(self, exc: Exception, call: _Call) -> LLMError:
         if isinstance(exc, openai.APIStatusError):
-            retry_after_s = retry_after_seconds(exc.response.headers)
-            return error_for_status(
-                exc.status_code, exc.message, self.name, model, retry_after_s=retry_after_s
+            # `exc.message` is "Error code: 400 - <whole body>"; the body's own message is
+            # what the server said (OpenAI nests it under "error", vLLM does not).
+            said = exc.body.get("message") if isinstance(exc.body, dict) else None
+            message = said if isinstance(said, str) else exc.message
+            return self._status_error(
+                call, exc.status_code, exc.message, exc.response.headers, message, exc.param
             )
         if isinstance(exc, openai.APIError):
             # An error event inside a 200 stream: the server failed mid-answer.
-            return ProviderUnavailable(exc.message, provider=self.name, model=model)
-        return BadRequest(str(exc), provider=self.name, model=model)
-
-
-def _openai_messages(
-    messages: Sequence[ChatMessage], system: str | None
-) -> list[ChatCompletionMessageParam]:
-    head: list[ChatMessage] = [{"role": "system", "content": system}] if system else []
-    # ChatMessage is the plain-text subset of the SDK's per-role message params.
-    return cast(list[ChatCompletionMessageParam], [*head, *messages])
+            return ProviderUnavailable(exc.message, provider=self.name, model=call.model)
+        return BadRequest(str(exc), provider=self.name, model=call.model)
 
 
 # Anthropic reports errors inside a 200 stream by type; these are the statuses they stand for.
@@ -380,8 +424,25 @@ _ANTHROPIC_FINISH = {
 }
 
 
+@dataclass
+class _AnthropicAnswer:
+    """What an Anthropic stream has said so far."""
+
+    model: str
+    parts: list[str] = field(default_factory=list)
+    tool_calls: StreamedToolCalls = field(default_factory=StreamedToolCalls)
+    input_tokens: int = 0
+    output_tokens: int = 0
+    stop_reason: str | None = None
+
+
 class AnthropicProvider(StreamingProvider):
-    """Anthropic through `AsyncAnthropic` messages streaming."""
+    """Anthropic through `AsyncAnthropic` messages streaming.
+
+    The raw event stream is read rather than the SDK's `MessageStream`: that one parses tool
+    input as it arrives and aborts the whole answer on a model's malformed JSON, where a
+    `ToolCall` with `arguments_error` lets the agent tell the model.
+    """
 
     name = "anthropic"
     default_base_url = "https://api.anthropic.com"
@@ -397,44 +458,56 @@ class AnthropicProvider(StreamingProvider):
         await self.client.close()
 
     async def _stream(self, call: _Call) -> Completion:
-        system, turns = _anthropic_messages(call.messages, call.system)
-        async with self.client.messages.stream(
+        system, turns = anthropic_messages(call.messages, call.system)
+        stream = await self.client.messages.create(
             model=call.model,
             max_tokens=call.max_tokens,
             messages=turns,
             system=system if system else anthropic.omit,
+            tools=anthropic_tools(call.tools) if call.tools else anthropic.omit,
+            stream=True,
             timeout=call.timeout_s,
-        ) as stream:
-            async for text in stream.text_stream:
-                await call.emit(text)
-            message = await stream.get_final_message()
-        if message.stop_reason is None:
+        )
+        answer = _AnthropicAnswer(call.model)
+        async with stream:
+            async for event in stream:
+                await self._take(event, answer, call)
+        if answer.stop_reason is None:
             raise self._truncated(call.model)
-        text = "".join(block.text for block in message.content if block.type == "text")
-        finish = _ANTHROPIC_FINISH.get(message.stop_reason, message.stop_reason)
-        tokens_in, tokens_out = message.usage.input_tokens, message.usage.output_tokens
-        return Completion(text, message.model, self.name, tokens_in, tokens_out, finish)
+        finish = _ANTHROPIC_FINISH.get(answer.stop_reason, answer.stop_reason)
+        tokens = (answer.input_tokens, answer.output_tokens)
+        text, calls = "".join(answer.parts), answer.tool_calls.calls()
+        return Completion(text, answer.model, self.name, *tokens, finish, calls)
 
-    def _translate(self, exc: Exception, model: str) -> LLMError:
+    async def _take(
+        self, event: anthropic.types.RawMessageStreamEvent, answer: _AnthropicAnswer, call: _Call
+    ) -> None:
+        if event.type == "message_start":
+            answer.model = event.message.model or answer.model
+            answer.input_tokens = event.message.usage.input_tokens
+            answer.output_tokens = event.message.usage.output_tokens
+        elif event.type == "content_block_start" and event.content_block.type == "tool_use":
+            block = event.content_block
+            answer.tool_calls.start(event.index, block.id, block.name, block.input)
+        elif event.type == "content_block_delta" and event.delta.type == "text_delta":
+            answer.parts.append(event.delta.text)
+            await call.emit(event.delta.text)
+        elif event.type == "content_block_delta" and event.delta.type == "input_json_delta":
+            answer.tool_calls.extend(event.index, event.delta.partial_json)
+        elif event.type == "message_delta":
+            answer.stop_reason = event.delta.stop_reason or answer.stop_reason
+            # Usage here is cumulative; input tokens only when the server restates them.
+            answer.output_tokens = event.usage.output_tokens
+            if event.usage.input_tokens is not None:
+                answer.input_tokens = event.usage.input_tokens
+
+    def _translate(self, exc: Exception, call: _Call) -> LLMError:
         if isinstance(exc, anthropic.APIStatusError):
             status = exc.status_code
             if status < 400:
                 status = _ANTHROPIC_ERROR_STATUS.get(exc.type or "", 500)
-            retry_after_s = retry_after_seconds(exc.response.headers)
             message = exc.api_message or exc.message
-            return error_for_status(status, message, self.name, model, retry_after_s=retry_after_s)
+            return self._status_error(call, status, message, exc.response.headers, message)
         if isinstance(exc, anthropic.APIError):
-            return ProviderUnavailable(exc.message, provider=self.name, model=model)
-        return BadRequest(str(exc), provider=self.name, model=model)
-
-
-def _anthropic_messages(
-    messages: Sequence[ChatMessage], system: str | None
-) -> tuple[str | None, list[MessageParam]]:
-    # System text goes to the top-level `system` field: that works on every API version and
-    # Anthropic-compatible gateway, where role "system" inside `messages` does not.
-    systems = ([system] if system else []) + [
-        m["content"] for m in messages if m["role"] == "system"
-    ]
-    turns = [m for m in messages if m["role"] != "system"]
-    return "\n\n".join(systems) or None, cast(list[MessageParam], turns)
+            return ProviderUnavailable(exc.message, provider=self.name, model=call.model)
+        return BadRequest(str(exc), provider=self.name, model=call.model)

@@ -20,13 +20,14 @@ import structlog
 
 from genway.engines.llm.providers import (
     AnthropicProvider,
-    ChatMessage,
     Completion,
     DeltaCallback,
     LLMError,
     LLMProvider,
+    Message,
     OpenAIProvider,
     RetryPolicy,
+    ToolSpec,
 )
 
 log = structlog.get_logger("genway.engines.llm")
@@ -180,7 +181,7 @@ class ModelRouter:
     async def complete(
         self,
         task: str,
-        messages: Sequence[ChatMessage],
+        messages: Sequence[Message],
         *,
         system: str | None = None,
         model_override: str | None = None,
@@ -189,13 +190,17 @@ class ModelRouter:
         on_delta: DeltaCallback | None = None,
         on_attempt: AttemptCallback | None = None,
         on_usage: UsageCallback | None = None,
+        tools: Sequence[ToolSpec] | None = None,
     ) -> Completion:
         """Complete `messages` with the first of the task's models that succeeds.
 
         Each model gets its provider's own retries; a retryable failure then moves on to the
         next model, a non-retryable one is raised at once. `on_attempt` hears of every model
         before it is tried, so a caller streaming `on_delta` text can discard a failed
-        attempt's partial output. Raises `RoutingError`, or the last model's `LLMError`.
+        attempt's partial output. With `tools` the model may answer with `tool_calls`; a
+        server that refuses tools raises `ToolsUnsupported` at once, since the next model
+        would be asked the same thing: the caller decides whether to go on without tools.
+        Raises `RoutingError`, or the last model's `LLMError`.
         """
         refs = self.candidates(task, model_override=model_override)
         last_error: LLMError | None = None
@@ -209,6 +214,7 @@ class ModelRouter:
                     max_tokens=max_tokens or self.max_tokens,
                     timeout_s=timeout_s or self.timeout_s,
                     on_delta=on_delta,
+                    tools=tools,
                 )
             except LLMError as error:
                 if not error.retryable:
