@@ -21,6 +21,7 @@ from genway.errors import GenwayError, NotFound
 from genway.jobs.cli import jobs_app
 from genway.migrate import UnknownRevision, migrate
 from genway.orgs.models import Tier
+from genway.projects.legacy import convert_legacy_projects
 from genway.webhooks.cli import webhooks_app
 
 app = typer.Typer(
@@ -41,6 +42,8 @@ FIRST_RUN_FILE = "first-run-credentials.txt"
 console = Console()
 err_console = Console(stderr=True)
 T = TypeVar("T")
+# The migration that moved project files into git: from it on, old projects are converted.
+PROJECT_GIT_REVISION = "0009"
 
 
 def fail(message: str) -> typer.Exit:
@@ -90,6 +93,10 @@ def migrate_command(
     settings.ensure_data_dir()
     reached = run(lambda: migrate(settings.resolved_database_url, revision))
     console.print(f"database at revision {reached or 'base'}", highlight=False)
+    if reached is not None and reached >= PROJECT_GIT_REVISION:
+        converted = run(lambda: convert_legacy_projects(settings))
+        if converted:
+            console.print(f"{converted} project(s) moved into git repositories", highlight=False)
 
 
 @app.command()
@@ -110,6 +117,7 @@ def serve(
     settings.ensure_data_dir()
     if auto_migrate:
         run(lambda: migrate(settings.resolved_database_url))
+        run(lambda: convert_legacy_projects(settings))
     credentials = run(lambda: with_session(settings, bootstrap_if_empty))
     base = f"http://{host}:{port}"
     if credentials is not None and sys.stdout.isatty():

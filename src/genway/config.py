@@ -140,8 +140,28 @@ class Settings(BaseSettings):
     llm_retry_base_s: float = Field(default=0.5, ge=0)
     llm_max_tokens: int = Field(default=4096, ge=1)
     agent_timeout_s: float = Field(default=300.0, gt=0, description="Default agent run deadline")
+    agent_max_steps: int = Field(
+        default=40, ge=1, le=500, description="Model turns an agent run may take before it stops"
+    )
+    agent_max_run_tokens: int = Field(
+        default=400_000, ge=1000, description="Input plus output tokens one agent run may use"
+    )
+    agent_command_timeout_s: float = Field(
+        default=120.0, gt=0, description="Wall-clock limit of one sandboxed command"
+    )
+    agent_command_memory_mb: int = Field(
+        default=2048, ge=64, description="Memory limit of one sandboxed command"
+    )
+    agent_plan_wait_s: float = Field(
+        default=7 * 24 * 3600.0, gt=0, description="How long a plan waits for confirmation"
+    )
     project_file_max_bytes: int = Field(default=512 * 1024, ge=1)
     project_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1)
+    git_import_dirs: str = Field(
+        default="",
+        description="Comma-separated directories whose git repositories a project may be "
+        "created from by local path or file:// URL; empty: local import is disabled",
+    )
 
     url: str = Field(default="http://127.0.0.1:8000", description="Where the CLI finds Genway")
     api_key: SecretStr | None = Field(default=None, description="The CLI's API key")

@@ -1,26 +1,34 @@
-"""The virtual file system of a project: writes as revisions, reads (now or as of a revision),
-listings, and the revision history.
+"""The files of a project: writes as commits and revisions, reads (now, as of a revision or on
+another branch), listings, and the revision history.
 
 Every write, one file or a batch, runs in one transaction that first bumps the project's
 `head_revision` with a single UPDATE. That UPDATE is also the lock: on PostgreSQL it holds the
 project row until commit and on SQLite it takes the write lock, so concurrent writers to one
-project serialize and each sees the files the previous one committed.
+project serialize and each sees the files the previous one committed. The content lives in the
+project's git repository (`commits.py` says how the database and the ref stay in agreement);
+`project_files` is the index of the default branch's current files (metadata only, for fast
+listings) and `file_revisions` records which files each revision changed.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
+from pygit2.enums import FileMode
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from genway.config import Settings
 from genway.db import utcnow
 from genway.errors import InvalidInput, NotFound, PayloadTooLarge
 from genway.kit.pagination import PageParams
-from genway.projects.models import FileRevision, ProjectFile, projects_table
+from genway.projects import commits, repos
+from genway.projects.models import FileRevision, Project, ProjectFile, projects_table
 from genway.projects.paths import normalize_path, normalize_prefix
 from genway.projects.service import ProjectNotFound, get_project
 
@@ -130,13 +138,16 @@ async def write_files(
     author_id: int | None = None,
     job_id: int | None = None,
     message: str = "",
+    settings: Settings | None = None,
 ) -> Written:
-    """Apply `changes` as one new revision (committed). Raises ProjectNotFound, FileNotFound
-    (deleting a missing file), InvalidPath/InvalidInput, PayloadTooLarge."""
+    """Apply `changes` as one new revision: one commit on the default branch. Raises
+    ProjectNotFound, FileNotFound (deleting a missing file), InvalidPath/InvalidInput,
+    PayloadTooLarge."""
     checked = _checked(changes, limits)
+    root = repos.root_for(session, settings)
     try:
         return await _write(
-            session, org_id, project_id, checked, limits, author_id, job_id, message
+            session, root, org_id, project_id, checked, limits, author_id, job_id, message
         )
     except Exception:
         await session.rollback()
@@ -145,6 +156,7 @@ async def write_files(
 
 async def _write(
     session: AsyncSession,
+    root: Path,
     org_id: int,
     project_id: int,
     changes: list[Change],
@@ -154,6 +166,7 @@ async def _write(
     message: str,
 ) -> Written:
     revision = await _next_revision(session, org_id, project_id)
+    base = await commits.base_for_write(session, root, org_id, project_id, revision)
     paths = [change.path for change in changes]
     existing = {
         f.path: f
@@ -164,6 +177,7 @@ async def _write(
         )
     }
     delta, now, written, created = 0, utcnow(), [], []
+    git_changes: list[tuple[str, bytes | None, int]] = []
     for change in changes:
         current = existing.get(change.path)
         if change.content is None:
@@ -172,21 +186,47 @@ async def _write(
             delta -= current.size_bytes
             await session.delete(current)
             session.add(_history(project_id, revision, change, None, author_id, job_id, message))
+            git_changes.append((change.path, None, 0))
             continue
         size, sha = _digest(change.content)
         delta += size - (current.size_bytes if current else 0)
         if current is None:
             current = ProjectFile(project_id=project_id, path=change.path, created_at=now)
             session.add(current)
-        current.content, current.language = change.content, change.language
+        current.content, current.language = "", change.language
         current.size_bytes, current.sha256, current.revision = size, sha, revision
         current.updated_at = now
-        written.append(current)
+        written.append(with_content(current, change.content))
         created.append(change.path not in existing)
         session.add(_history(project_id, revision, change, (size, sha), author_id, job_id, message))
+        git_changes.append((change.path, change.content.encode(), FileMode.BLOB))
     await _grow(session, project_id, delta, limits.project_max_bytes)
+    author = await commits.author_signature(session, author_id, now)
+    text = message or f"Revision {revision}"
+    path = repos.repo_path(root, org_id, project_id)
+    # The ref moves last (commits.py): after every check that could still refuse the write.
+    await session.flush()
+    sha = await commits.commit_on_main(path, base, git_changes, author, text)
+    commits.record(
+        session, project_id, revision, sha, author_id=author_id, job_id=job_id, message=message
+    )
     await session.flush()
     return Written(revision, written, created)
+
+
+def with_content(row: ProjectFile, content: str) -> ProjectFile:
+    """A detached copy of an index row carrying the file's content (read from git)."""
+    return ProjectFile(
+        project_id=row.project_id,
+        path=row.path,
+        content=content,
+        language=row.language,
+        size_bytes=row.size_bytes,
+        sha256=row.sha256,
+        revision=row.revision,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
 
 
 def _history(
@@ -203,7 +243,7 @@ def _history(
         revision=revision,
         path=change.path,
         action=WRITE if digest else DELETE,
-        content=change.content,
+        content=None,
         language=change.language,
         size_bytes=digest[0] if digest else 0,
         sha256=digest[1] if digest else None,
@@ -214,10 +254,41 @@ def _history(
     )
 
 
+def decode(data: bytes) -> str:
+    """File content as text (files written through the API are UTF-8; imported binary files
+    are shown with replacement characters)."""
+    return data.decode("utf-8", errors="replace")
+
+
+def _read_blobs(path: Path, commit: str | None, paths: list[str]) -> dict[str, bytes]:
+    if commit is None or not paths:
+        return {}
+    repo = repos.open_repo(path)
+    found = {}
+    for name in paths:
+        data = repos.blob_at(repo, commit, name)
+        if data is not None:
+            found[name] = data
+    return found
+
+
+async def _context(
+    session: AsyncSession, settings: Settings | None, org_id: int, project_id: int
+) -> tuple[Project, Path, str | None]:
+    project = await get_project(session, org_id, project_id)
+    root = repos.root_for(session, settings)
+    head = await commits.head_commit(session, root, project)
+    return project, repos.repo_path(root, org_id, project_id), head
+
+
 async def list_files(
-    session: AsyncSession, org_id: int, project_id: int, prefix: str | None, params: PageParams
+    session: AsyncSession,
+    org_id: int,
+    project_id: int,
+    prefix: str | None,
+    params: PageParams,
 ) -> tuple[list[ProjectFile], int]:
-    """A page of the project's files under `prefix`, by path. Raises ProjectNotFound,
+    """A page of the default branch's files under `prefix`, by path. Raises ProjectNotFound,
     InvalidPath."""
     await get_project(session, org_id, project_id)
     query = select(ProjectFile).where(ProjectFile.project_id == project_id)
@@ -232,23 +303,37 @@ async def list_files(
 
 
 async def all_files(
-    session: AsyncSession, org_id: int, project_id: int, prefix: str | None = None
+    session: AsyncSession,
+    org_id: int,
+    project_id: int,
+    prefix: str | None = None,
+    *,
+    settings: Settings | None = None,
 ) -> list[ProjectFile]:
-    """Every file of the project (under `prefix`), by path. Raises ProjectNotFound, InvalidPath."""
-    await get_project(session, org_id, project_id)
+    """Every file of the default branch (under `prefix`), by path, with its content. Raises
+    ProjectNotFound, InvalidPath."""
+    _project, path, head = await _context(session, settings, org_id, project_id)
     query = select(ProjectFile).where(ProjectFile.project_id == project_id)
     normalized = normalize_prefix(prefix)
     if normalized:
         query = query.where(ProjectFile.path.startswith(normalized, autoescape=True))
-    return list(await session.scalars(query.order_by(ProjectFile.path)))
+    rows = list(await session.scalars(query.order_by(ProjectFile.path)))
+    blobs = await asyncio.to_thread(_read_blobs, path, head, [row.path for row in rows])
+    return [with_content(row, decode(blobs[row.path])) for row in rows if row.path in blobs]
 
 
 async def read_file(
-    session: AsyncSession, org_id: int, project_id: int, path: str, revision: int | None = None
+    session: AsyncSession,
+    org_id: int,
+    project_id: int,
+    path: str,
+    revision: int | None = None,
+    *,
+    settings: Settings | None = None,
 ) -> ProjectFile | FileRevision:
     """The file now, or as it was at `revision`. Raises ProjectNotFound, FileNotFound,
-    InvalidPath."""
-    project = await get_project(session, org_id, project_id)
+    RevisionNotFound, InvalidPath."""
+    project, repo_path, head = await _context(session, settings, org_id, project_id)
     normalized = normalize_path(path)
     if revision is None:
         current = await session.scalar(
@@ -256,11 +341,13 @@ async def read_file(
                 ProjectFile.project_id == project_id, ProjectFile.path == normalized
             )
         )
-        if current is None:
+        blobs = await asyncio.to_thread(_read_blobs, repo_path, head, [normalized])
+        if current is None or normalized not in blobs:
             raise FileNotFound(f"File '{normalized}' not found")
-        return current
+        return with_content(current, decode(blobs[normalized]))
     if revision > project.head_revision:
         raise RevisionNotFound(f"Revision {revision} not found")
+    commit = await commits.sha_of(session, project_id, revision)
     version = await session.scalar(
         select(FileRevision)
         .where(
@@ -271,9 +358,27 @@ async def read_file(
         .order_by(FileRevision.revision.desc())
         .limit(1)
     )
-    if version is None or version.action == DELETE:
+    blobs = await asyncio.to_thread(_read_blobs, repo_path, commit, [normalized])
+    if version is None or version.action == DELETE or normalized not in blobs:
         raise FileNotFound(f"File '{normalized}' did not exist at revision {revision}")
-    return version
+    return _revision_copy(version, decode(blobs[normalized]))
+
+
+def _revision_copy(row: FileRevision, content: str | None) -> FileRevision:
+    return FileRevision(
+        project_id=row.project_id,
+        revision=row.revision,
+        path=row.path,
+        action=row.action,
+        content=content,
+        language=row.language,
+        size_bytes=row.size_bytes,
+        sha256=row.sha256,
+        author_id=row.author_id,
+        job_id=row.job_id,
+        message=row.message,
+        created_at=row.created_at,
+    )
 
 
 async def list_revisions(
@@ -308,10 +413,16 @@ async def list_revisions(
 
 
 async def get_revision(
-    session: AsyncSession, org_id: int, project_id: int, revision: int
+    session: AsyncSession,
+    org_id: int,
+    project_id: int,
+    revision: int,
+    *,
+    settings: Settings | None = None,
 ) -> Revision:
-    """One revision with its changes. Raises ProjectNotFound, RevisionNotFound."""
-    await get_project(session, org_id, project_id)
+    """One revision with its changes (and the content each file had after it). Raises
+    ProjectNotFound, RevisionNotFound."""
+    _project, repo_path, _head = await _context(session, settings, org_id, project_id)
     rows = list(
         await session.scalars(
             select(FileRevision)
@@ -321,7 +432,15 @@ async def get_revision(
     )
     if not rows:
         raise RevisionNotFound(f"Revision {revision} not found")
-    return _revision(rows)
+    commit = await commits.sha_of(session, project_id, revision)
+    written = [row.path for row in rows if row.action == WRITE]
+    blobs = await asyncio.to_thread(_read_blobs, repo_path, commit, written)
+    return _revision(
+        [
+            _revision_copy(row, decode(blobs[row.path]) if row.path in blobs else None)
+            for row in rows
+        ]
+    )
 
 
 def _revision(changes: list[FileRevision]) -> Revision:

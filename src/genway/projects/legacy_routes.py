@@ -108,15 +108,21 @@ async def update_project(
     return legacy_response(project)
 
 
-async def delete_project(project_id: Id, context: CallerProjectWriter, session: SessionDep) -> None:
-    await service.delete_project(session, context.org_id, project_id)
+async def delete_project(
+    project_id: Id, context: CallerProjectWriter, session: SessionDep, settings: SettingsDep
+) -> None:
+    await service.delete_project(session, context.org_id, project_id, settings)
 
 
 async def list_files(
-    project_id: Id, context: CallerOrgReader, session: SessionDep, prefix: Prefix = None
+    project_id: Id,
+    context: CallerOrgReader,
+    session: SessionDep,
+    settings: SettingsDep,
+    prefix: Prefix = None,
 ) -> LegacyFileList:
     """Seed 002's listing: every file with its content, `{project_id, count, files}`."""
-    found = await files.all_files(session, context.org_id, project_id, prefix)
+    found = await files.all_files(session, context.org_id, project_id, prefix, settings=settings)
     listed = [file_response(project_id, f) for f in found]
     return LegacyFileList(project_id=project_id, count=len(listed), files=listed)
 
@@ -153,6 +159,7 @@ async def put_file(
         size_limits(settings),
         author_id=context.user_id,
         message=f"put {body.path}"[:500],
+        settings=settings,
     )
     created = written.created[0]
     response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK

@@ -1,8 +1,10 @@
-"""Projects, their files (a virtual file system) and the revision history of those files.
+"""Projects, the index of their files and the revision history of those files.
 
-A write (one file, or a batch such as an agent's edits) is one project revision: the project's
-`head_revision` goes up by one and every file it changed gets a `FileRevision` row with that
-number, so a revision can be listed, read back, and a file read as of any revision.
+The files themselves live in a bare git repository per project (`projects/repos.py`). A write
+(one file, or a batch such as an agent's edits) is one commit on the default branch and one
+project revision: `head_revision` goes up by one, a `ProjectCommit` maps the number to the
+commit, and every file it changed gets a `FileRevision` row (metadata only since revision 0009;
+older rows still carry their content, which the conversion replays into commits).
 """
 
 from __future__ import annotations
@@ -81,6 +83,27 @@ class FileRevision(Base):
     language: Mapped[str | None] = mapped_column(String(50), nullable=True)
     size_bytes: Mapped[int] = mapped_column(Integer, default=0)
     sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    author_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), nullable=True
+    )
+    job_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    message: Mapped[str] = mapped_column(String(500), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ProjectCommit(Base):
+    """Revision `revision` of the project is the commit `sha` on its default branch."""
+
+    __tablename__ = "project_commits"
+    __table_args__ = (
+        UniqueConstraint("project_id", "revision", name="uq_project_commits_project_id_revision"),
+        UniqueConstraint("project_id", "sha", name="uq_project_commits_project_id_sha"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    revision: Mapped[int] = mapped_column(Integer)
+    sha: Mapped[str] = mapped_column(String(40))
     author_id: Mapped[int | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL"), nullable=True
     )

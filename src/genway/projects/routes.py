@@ -4,30 +4,40 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 from starlette.convertors import Convertor, register_url_convertor
 
 from genway.auth.deps import OrgContext, OrgReader, SettingsDep, require
 from genway.auth.permissions import Action
 from genway.config import Settings
 from genway.db import SessionDep
+from genway.errors import InvalidInput
 from genway.kit.pagination import Page, PageDep
 from genway.kit.schemas import Id
-from genway.projects import files, service
+from genway.projects import files, history, imports, merges, repos, service
 from genway.projects.models import FileRevision, ProjectFile
+from genway.projects.paths import normalize_path
 from genway.projects.schemas import (
+    BranchResponse,
+    CommitResponse,
+    DiffFile,
+    DiffResponse,
     FileChange,
     FileChangeWithContent,
     FilePut,
     FileResponse,
     FileSummary,
     FileWriteResponse,
+    ImportResponse,
+    MergeRequest,
+    MergeResponse,
     ProjectCreate,
     ProjectResponse,
     ProjectUpdate,
     RevisionResponse,
     RevisionSummary,
 )
+from genway.projects.uploads import read_bundle_upload
 
 
 class FilePathConvertor(Convertor[str]):
@@ -49,6 +59,9 @@ router = APIRouter(prefix="/v1/organizations/{org_id}/projects", tags=["projects
 
 ProjectWriter = Annotated[OrgContext, require(Action.WRITE_PROJECTS)]
 Prefix = Annotated[str | None, Query(max_length=1024, description="Only paths starting with this")]
+Ref = Annotated[
+    str | None, Query(max_length=200, description="A branch, commit sha or revision number")
+]
 
 
 def size_limits(settings: Settings) -> files.SizeLimits:
@@ -81,9 +94,29 @@ def revision_summary(revision: files.Revision) -> RevisionSummary:
 
 @router.post("", response_model=ProjectResponse, status_code=status.HTTP_201_CREATED)
 async def create_project(
-    body: ProjectCreate, context: ProjectWriter, session: SessionDep
+    body: ProjectCreate, context: ProjectWriter, session: SessionDep, settings: SettingsDep
 ) -> ProjectResponse:
+    """A new project; a local `repository_url` (or an https one with `clone: true`) is cloned."""
     project = await service.create_project(session, context.org_id, context.user_id, body)
+    path = repos.repo_path(repos.remember_root(session, settings), context.org_id, project.id)
+    # A rolled-back creation may have left a repository under this id; never inherit it.
+    repos.delete_repo(path)
+    url = body.repository_url
+    if url and (imports.is_local(url) or body.clone):
+        try:
+            await imports.import_repository(
+                session,
+                settings,
+                context.org_id,
+                project.id,
+                url=url,
+                limits=size_limits(settings),
+                author_id=context.user_id,
+            )
+        except Exception:
+            repos.delete_repo(path)
+            raise
+        await session.refresh(project)
     return ProjectResponse.model_validate(project)
 
 
@@ -111,16 +144,29 @@ async def update_project(
 
 
 @router.delete("/{project_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_project(project_id: Id, context: ProjectWriter, session: SessionDep) -> None:
-    await service.delete_project(session, context.org_id, project_id)
+async def delete_project(
+    project_id: Id, context: ProjectWriter, session: SessionDep, settings: SettingsDep
+) -> None:
+    await service.delete_project(session, context.org_id, project_id, settings)
 
 
 @router.get("/{project_id}/files", response_model=Page[FileSummary])
 async def list_files(
-    project_id: Id, context: OrgReader, session: SessionDep, page: PageDep, prefix: Prefix = None
+    project_id: Id,
+    context: OrgReader,
+    session: SessionDep,
+    page: PageDep,
+    settings: SettingsDep,
+    prefix: Prefix = None,
+    ref: Ref = None,
 ) -> Page[FileSummary]:
-    """The project's files (without content), by path; `prefix` filters them."""
-    rows, total = await files.list_files(session, context.org_id, project_id, prefix, page)
+    """The files (without content) of the default branch or of `ref`, by path; `prefix`
+    filters them."""
+    if ref:
+        repo = await history.repo_context(session, settings, context.org_id, project_id)
+        rows, total = await history.list_ref_files(session, repo, ref, prefix, page)
+    else:
+        rows, total = await files.list_files(session, context.org_id, project_id, prefix, page)
     return Page.build([FileSummary.model_validate(f) for f in rows], total, page)
 
 
@@ -142,6 +188,7 @@ async def put_file(
         size_limits(settings),
         author_id=context.user_id,
         message=f"put {body.path}"[:500],
+        settings=settings,
     )
     created = written.created[0]
     response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
@@ -155,9 +202,19 @@ async def get_file(
     file_path: str,
     context: OrgReader,
     session: SessionDep,
+    settings: SettingsDep,
     revision: Annotated[int | None, Query(ge=1, description="Read as of this revision")] = None,
+    ref: Ref = None,
 ) -> FileResponse:
-    found = await files.read_file(session, context.org_id, project_id, file_path, revision)
+    """The file on the default branch, as of `revision`, or on `ref` (not both)."""
+    if ref and revision is not None:
+        raise InvalidInput("Send 'revision' or 'ref', not both")
+    if ref:
+        repo = await history.repo_context(session, settings, context.org_id, project_id)
+        return file_response(project_id, await history.read_ref_file(session, repo, ref, file_path))
+    found = await files.read_file(
+        session, context.org_id, project_id, file_path, revision, settings=settings
+    )
     return file_response(project_id, found)
 
 
@@ -178,9 +235,12 @@ async def delete_file(
         size_limits(settings),
         author_id=context.user_id,
         message=f"delete {file_path}"[:500],
+        settings=settings,
     )
     return revision_summary(
-        await files.get_revision(session, context.org_id, project_id, written.revision)
+        await files.get_revision(
+            session, context.org_id, project_id, written.revision, settings=settings
+        )
     )
 
 
@@ -199,12 +259,111 @@ async def list_revisions(
 
 @router.get("/{project_id}/revisions/{revision}", response_model=RevisionResponse)
 async def get_revision(
-    project_id: Id, revision: int, context: OrgReader, session: SessionDep
+    project_id: Id, revision: int, context: OrgReader, session: SessionDep, settings: SettingsDep
 ) -> RevisionResponse:
     """One revision with the content each file had after it."""
-    found = await files.get_revision(session, context.org_id, project_id, revision)
+    found = await files.get_revision(
+        session, context.org_id, project_id, revision, settings=settings
+    )
     return RevisionResponse(
         **revision_summary(found).model_dump(exclude={"changes"}),
         project_id=project_id,
         changes=[FileChangeWithContent.model_validate(c) for c in found.changes],
     )
+
+
+@router.get("/{project_id}/commits", response_model=Page[CommitResponse])
+async def list_commits(
+    project_id: Id,
+    context: OrgReader,
+    session: SessionDep,
+    page: PageDep,
+    settings: SettingsDep,
+    ref: Ref = None,
+    path: Annotated[str | None, Query(max_length=1024, description="Only commits of")] = None,
+) -> Page[CommitResponse]:
+    """Commits reachable from `ref` (default: the default branch), newest first."""
+    repo = await history.repo_context(session, settings, context.org_id, project_id)
+    file = normalize_path(path) if path is not None else None
+    rows, total = await history.list_commits(session, repo, ref, file, page)
+    return Page.build([CommitResponse.model_validate(c) for c in rows], total, page)
+
+
+@router.get("/{project_id}/diff", response_model=DiffResponse)
+async def diff(
+    project_id: Id,
+    context: OrgReader,
+    session: SessionDep,
+    settings: SettingsDep,
+    from_: Annotated[str | None, Query(alias="from", max_length=200)] = None,
+    to: Ref = None,
+) -> DiffResponse:
+    """What changed from `from` (default: `to`'s first parent) to `to` (default: the default
+    branch); each accepts a revision number, a branch or a commit sha."""
+    repo = await history.repo_context(session, settings, context.org_id, project_id)
+    old, new, stat = await history.diff(session, repo, from_, to)
+    return DiffResponse(
+        from_=old,
+        to=new,
+        files=[DiffFile.model_validate(f) for f in stat.files],
+        files_changed=stat.files_changed,
+        insertions=stat.insertions,
+        deletions=stat.deletions,
+        truncated=stat.truncated,
+    )
+
+
+@router.get("/{project_id}/branches", response_model=list[BranchResponse])
+async def list_branches(
+    project_id: Id, context: OrgReader, session: SessionDep, settings: SettingsDep
+) -> list[BranchResponse]:
+    """The branches with their head commits, the default branch first."""
+    repo = await history.repo_context(session, settings, context.org_id, project_id)
+    return [BranchResponse.model_validate(b) for b in await history.list_branches(repo)]
+
+
+@router.post("/{project_id}/merge", response_model=MergeResponse)
+async def merge(
+    project_id: Id,
+    body: MergeRequest,
+    context: ProjectWriter,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> MergeResponse:
+    """Merge a branch into the default branch as a new revision (409 on a conflict)."""
+    merged = await merges.merge_branch(
+        session,
+        settings,
+        context.org_id,
+        project_id,
+        body.branch,
+        message=body.message,
+        author_id=context.user_id,
+        limits=size_limits(settings),
+    )
+    return MergeResponse.model_validate(merged)
+
+
+@router.post("/{project_id}/import", response_model=ImportResponse)
+async def import_bundle(
+    project_id: Id,
+    request: Request,
+    context: ProjectWriter,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> ImportResponse:
+    """Import a git bundle (multipart field `bundle`) into a project without revisions."""
+    project = await service.get_project(session, context.org_id, project_id)
+    if project.head_revision:
+        raise imports.ProjectNotEmpty(f"Project {project_id} already has revisions")
+    data = await read_bundle_upload(request, settings.project_max_bytes)
+    count = await imports.import_repository(
+        session,
+        settings,
+        context.org_id,
+        project_id,
+        bundle_data=data,
+        limits=size_limits(settings),
+        author_id=context.user_id,
+    )
+    return ImportResponse(project_id=project_id, head_revision=count)

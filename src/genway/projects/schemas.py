@@ -15,15 +15,21 @@ ProjectSettings = Annotated[
 ]
 NAME = Field(min_length=1, max_length=200)
 DESCRIPTION = Field(default="", max_length=10_000)
-REPOSITORY_URL = Field(default=None, max_length=500, pattern=r"^(https?|ssh|git)://\S+$|^git@\S+$")
+REPOSITORY_URL = Field(
+    default=None, max_length=500, pattern=r"^(https?|ssh|git|file)://\S+$|^git@\S+$|^/\S*$"
+)
 LANGUAGE = Field(default=None, max_length=50, pattern=r"^[A-Za-z0-9_+#.\- ]+$")
 
 
 class ProjectCreate(RequestModel):
+    """A `file://` URL or absolute path in `repository_url` is cloned (under
+    GENWAY_GIT_IMPORT_DIRS); an `https://` one only with `clone: true` (else it is a link)."""
+
     name: str = NAME
     description: str = DESCRIPTION
     repository_url: str | None = REPOSITORY_URL
     settings: ProjectSettings = Field(default_factory=dict)
+    clone: bool | None = None
 
 
 class ProjectUpdate(RequestModel):
@@ -63,7 +69,7 @@ class FileSummary(ResponseModel):
     language: str | None
     size_bytes: int
     sha256: str
-    revision: int
+    revision: int | None = Field(description="The revision that last wrote it; null on branches")
     updated_at: datetime
 
 
@@ -100,6 +106,60 @@ class RevisionSummary(ResponseModel):
 class RevisionResponse(RevisionSummary):
     project_id: int
     changes: list[FileChangeWithContent]  # type: ignore[assignment]
+
+
+class CommitResponse(ResponseModel):
+    sha: str
+    revision: int | None
+    message: str
+    author_name: str
+    author_email: str
+    created_at: datetime
+    parents: list[str]
+
+
+class DiffFile(ResponseModel):
+    path: str
+    old_path: str | None
+    status: str
+    insertions: int
+    deletions: int
+    patch: str | None
+    truncated: bool
+
+
+class DiffResponse(ResponseModel):
+    model_config = ConfigDict(from_attributes=True, populate_by_name=True)
+
+    from_: str | None = Field(alias="from")
+    to: str | None
+    files: list[DiffFile]
+    files_changed: int
+    insertions: int
+    deletions: int
+    truncated: bool = Field(description="Some patches were cut (64 KiB a file, 1 MiB in all)")
+
+
+class BranchResponse(ResponseModel):
+    name: str
+    sha: str | None
+    default: bool
+
+
+class MergeRequest(RequestModel):
+    branch: str = Field(min_length=1, max_length=200)
+    message: str | None = Field(default=None, max_length=500)
+
+
+class MergeResponse(ResponseModel):
+    revision: int
+    sha: str
+    fast_forward: bool
+
+
+class ImportResponse(ResponseModel):
+    project_id: int
+    head_revision: int
 
 
 class LegacyProjectCreate(RequestModel):

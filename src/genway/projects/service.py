@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from genway.config import Settings
 from genway.errors import InvalidInput, NotFound
 from genway.kit.pagination import PageParams, paginate
 from genway.projects.models import Project
@@ -73,8 +75,15 @@ async def update_project(
     return project
 
 
-async def delete_project(session: AsyncSession, org_id: int, project_id: int) -> None:
-    """Delete a project with its files and revisions. Raises ProjectNotFound."""
+async def delete_project(
+    session: AsyncSession, org_id: int, project_id: int, settings: Settings | None = None
+) -> None:
+    """Delete a project with its files, revisions and repository. Raises ProjectNotFound."""
+    from genway.projects import repos
+
     project = await get_project(session, org_id, project_id)
     await session.delete(project)
     await session.flush()
+    if settings is not None:
+        path = repos.repo_path(repos.remember_root(session, settings), org_id, project_id)
+        await asyncio.to_thread(repos.delete_repo, path)
