@@ -1,5 +1,6 @@
 """Every ORM model, imported in one place so metadata (and Alembic) sees them all."""
 
+from genway.agents.models import AgentPlan
 from genway.auth.models import LoginSession, RefreshToken
 from genway.db import Base
 from genway.jobs.models import Job, JobEvent
@@ -19,6 +20,7 @@ from genway.webhooks.models import (
 
 __all__ = [
     "APIKey",
+    "AgentPlan",
     "Artifact",
     "Base",
     "FileRevision",

@@ -32,6 +32,10 @@ RUN_KEYS = {
     "source_type",
     "github_pull_requests",
     "metadata",
+    "plan",
+    "branch",
+    "commit",
+    "diff_stat",
 }
 
 
@@ -53,9 +57,11 @@ async def finished_run(client: httpx.AsyncClient, tenant: Tenant, run_id: int) -
     return dict(response.json())
 
 
-async def test_code_run_applies_edits_as_one_revision(
+async def test_structured_edits_commit_on_the_branch_and_merge_as_one_revision(
     client: httpx.AsyncClient, tenant: Tenant, fake_openai: FakeOpenAIServer
 ):
+    """A model without tool calling answers with a JSON edit plan: its edits are one commit on
+    the run's branch, and merging the branch makes them one revision of the project."""
     project = await create_project(client, tenant, name="calc")
     pid = project["id"]
     await put_file(client, tenant, pid, "calc.py", "def add(a, b):\n    return a - b\n")
@@ -72,6 +78,7 @@ async def test_code_run_applies_edits_as_one_revision(
             {"path": "old.py", "action": "delete"},
         ],
     )
+    fake_openai.tools_supported = False
     fake_openai.reply(plan, prompt_tokens=120, completion_tokens=45)
 
     run = await start_run(
@@ -82,20 +89,30 @@ async def test_code_run_applies_edits_as_one_revision(
     assert run["created_at"].endswith("Z") and run["web_url"].endswith(f"/agent/run/{run['id']}")
     done = await finished_run(client, tenant, run["id"])
     assert done["status"] == "COMPLETE", done
-    assert done["result"] == plan and done["summary"] == "Fix add and test it"
-    assert done["github_pull_requests"] == []
+    assert done["result"] == "Fix add and test it" and done["summary"] == "Fix add and test it"
+    assert done["github_pull_requests"] == [] and done["branch"] == f"genway/run-{run['id']}"
+    assert done["diff_stat"]["files_changed"] == 3
 
     sent = fake_openai.requests[-1]
-    assert sent.model == "gpt-4o-mini" and sent.stream
+    assert sent.model == "gpt-4o-mini" and sent.stream and "tools" not in sent.body
     assert "code agent" in sent.messages[0]["content"]
-    assert "return a - b" in sent.messages[-1]["content"]  # the project's files were shown
+    assert "calc.py" in sent.messages[-1]["content"]  # the project's files were listed
 
+    untouched = await client.get(
+        org_url(tenant, f"/projects/{pid}/files/calc.py"), headers=tenant.headers
+    )
+    assert "a - b" in untouched.json()["content"]
+    merged = await client.post(
+        org_url(tenant, f"/projects/{pid}/merge"),
+        json={"branch": done["branch"]},
+        headers=tenant.headers,
+    )
+    assert merged.status_code == 200, merged.text
     revisions = (
         await client.get(org_url(tenant, f"/projects/{pid}/revisions"), headers=tenant.headers)
     ).json()
     latest = revisions["items"][0]
     assert latest["revision"] == 3 and revisions["total"] == 3
-    assert latest["job_id"] == run["id"] and latest["message"] == "Fix add and test it"
     assert {(c["path"], c["action"]) for c in latest["changes"]} == {
         ("calc.py", "write"),
         ("old.py", "delete"),
@@ -108,10 +125,10 @@ async def test_code_run_applies_edits_as_one_revision(
 
     events = await job_events(client, tenant, run["id"])
     assert "".join(d["text"] for d in outputs(events, "delta")) == plan
-    assert outputs(events, "edits")[0]["revision"] == 3
+    assert len(outputs(events, "edits")[0]["files"]) == 3
     assert [e["data"]["status"] for e in events if e["type"] == "status"][-1] == "succeeded"
     job = (await client.get(org_url(tenant, f"/jobs/{run['id']}"), headers=tenant.headers)).json()
-    assert job["result"]["usage"]["tokens_in"] == 120 and job["result"]["revision"] == 3
+    assert job["result"]["usage"]["tokens_in"] == 120 and len(job["result"]["commit"]) == 40
 
     usage = (await client.get(org_url(tenant, "/usage"), headers=tenant.headers)).json()
     assert usage["totals"]["tokens_in:openai:gpt-4o-mini"] == 120
@@ -119,18 +136,27 @@ async def test_code_run_applies_edits_as_one_revision(
     assert usage["totals"]["agent_runs"] == 1
 
 
-async def test_invalid_edits_and_refused_paths_fail_the_run(
+async def test_prose_succeeds_and_refused_paths_fail_the_run(
     client: httpx.AsyncClient, tenant: Tenant, fake_openai: FakeOpenAIServer
 ):
     project = await create_project(client, tenant)
+    fake_openai.tools_supported = False
     fake_openai.reply("I would rather not produce JSON.")
-    no_plan = await start_run(client, tenant, prompt="Do it", project_id=project["id"])
-    failed = await finished_run(client, tenant, no_plan["id"])
-    assert failed["status"] == "FAILED" and "no edit plan" in failed["summary"]
+    prose = await start_run(client, tenant, prompt="Do it", project_id=project["id"])
+    answered = await finished_run(client, tenant, prose["id"])
+    assert (
+        answered["status"] == "COMPLETE"
+        and answered["result"] == "I would rather not produce JSON."
+    )
+    assert answered["commit"] is None
     fake_openai.reply(edit_plan("escape", [{"path": "../../etc/passwd", "content": "x"}]))
     escape = await start_run(client, tenant, prompt="Do it", project_id=project["id"])
     refused = await finished_run(client, tenant, escape["id"])
     assert refused["status"] == "FAILED" and ".." in refused["summary"]
+    branches = await client.get(
+        org_url(tenant, f"/projects/{project['id']}/branches"), headers=tenant.headers
+    )
+    assert f"genway/run-{escape['id']}" not in branches.text
     head = await client.get(org_url(tenant, f"/projects/{project['id']}"), headers=tenant.headers)
     assert head.json()["head_revision"] == 0
 

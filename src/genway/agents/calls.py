@@ -8,11 +8,12 @@ from typing import Any
 
 from genway.agents.recording import DELTA, EventRecorder
 from genway.engines.llm.providers import (
-    ChatMessage,
     Completion,
     LLMError,
     LLMTimeout,
+    Message,
     RateLimited,
+    ToolSpec,
 )
 from genway.engines.llm.router import Attempt, ModelRouter, RoutingError, UsageRecord
 from genway.ratelimit.usage import Metric
@@ -105,11 +106,12 @@ async def call_model(
     tally: UsageTally,
     *,
     task: str,
-    messages: Sequence[ChatMessage],
+    messages: Sequence[Message],
     system: str,
     model_override: str | None = None,
     stream: bool = True,
     every_attempt: bool = True,
+    tools: Sequence[ToolSpec] | None = None,
 ) -> Completion:
     """Complete `messages` with the task's route, recording each attempt (so a client can
     discard a failed attempt's partial text; only the fallbacks when not `every_attempt`), the
@@ -123,6 +125,7 @@ async def call_model(
         on_attempt=reporter.attempt,
         on_delta=reporter.delta if stream else None,
         on_usage=reporter.usage,
+        tools=tools,
     )
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from genway.agents.models import PENDING, AgentPlan
+from genway.agents.plans import PLAN_READY
 from genway.agents.schemas import AgentRunLog, AgentRunResponse, SourceType
 from genway.jobs.events import EventType
 from genway.jobs.models import Job, JobEvent
@@ -17,9 +19,12 @@ CANCELLED = "CANCELLED"
 TIMEOUT = "TIMEOUT"
 
 
-def codegen_status(job: Job) -> str:
-    """Codegen's upper-case status: ACTIVE until the job ends, then how it ended."""
+def codegen_status(job: Job, plan: AgentPlan | None = None) -> str:
+    """Codegen's upper-case status: ACTIVE until the job ends (PLAN_READY while its plan
+    waits for confirmation), then how it ended."""
     if job.status in (JobStatus.QUEUED, JobStatus.RUNNING):
+        if plan is not None and plan.status == PENDING and job.status == JobStatus.QUEUED:
+            return PLAN_READY
         return ACTIVE
     if job.status == JobStatus.SUCCEEDED:
         return COMPLETE
@@ -36,16 +41,18 @@ def run_url(base_url: str, job: Job) -> str:
     return f"{base_url.rstrip('/')}/v1/organizations/{job.org_id}/agent/run/{job.id}"
 
 
-def run_response(job: Job, base_url: str) -> AgentRunResponse:
+def run_response(job: Job, base_url: str, plan: AgentPlan | None = None) -> AgentRunResponse:
     result = job.result or {}
     text = result.get("text") if job.status == JobStatus.SUCCEEDED else None
     summary = result.get("summary")
     if job.error:
         summary = str(job.error.get("message", ""))
+        details = job.error.get("details")
+        result = details if isinstance(details, dict) else {}  # a stopped run's work so far
     return AgentRunResponse(
         id=job.id,
         organization_id=job.org_id,
-        status=codegen_status(job),
+        status=codegen_status(job, plan),
         created_at=iso(job.created_at),
         web_url=run_url(base_url, job),
         result=text,
@@ -53,6 +60,10 @@ def run_response(job: Job, base_url: str) -> AgentRunResponse:
         source_type=SourceType(job.input.get("source_type", SourceType.API)),
         github_pull_requests=[],
         metadata=job.input.get("metadata"),
+        plan=plan.plan if plan is not None else result.get("plan"),
+        branch=result.get("branch") or job.input.get("branch"),
+        commit=result.get("commit"),
+        diff_stat=result.get("diff_stat"),
     )
 
 
@@ -83,6 +94,23 @@ def _output_entry(data: dict[str, Any]) -> dict[str, Any]:
             "thought": data.get("summary"),
             "observation": fields,
         }
+    if name == "tool":
+        return {
+            "message_type": "ACTION",
+            "tool_name": data.get("tool_name"),
+            "thought": data.get("thought"),
+            "tool_input": data.get("tool_input") or {},
+            "tool_output": {"output": data.get("tool_output"), "is_error": data.get("is_error")},
+            "observation": data.get("tool_output"),
+        }
+    if name == "thought":
+        return {"message_type": "PLAN_EVALUATION", "thought": data.get("text")}
+    if name == "plan":
+        return {
+            "message_type": "PLAN_EVALUATION",
+            "thought": data.get("plan"),
+            "observation": fields,
+        }
     if name == "attempt":
         return {"message_type": "ACTION", "tool_name": "llm", "tool_input": fields}
     if name == "edits":
@@ -104,6 +132,12 @@ def log_entry(event: JobEvent) -> AgentRunLog:
         fields = _output_entry(data)
     elif event.type == EventType.PROGRESS:
         fields = {"message_type": "PLAN_EVALUATION", "thought": data.get("message")}
+    elif event.type == EventType.LOG:
+        fields = {
+            "message_type": "ACTION",
+            "tool_name": "run_command",
+            "observation": data.get("text"),
+        }
     elif event.type == EventType.CANCEL_REQUESTED:
         fields = {"message_type": "USER_MESSAGE", "observation": "cancellation requested"}
     else:

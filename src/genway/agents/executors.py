@@ -1,32 +1,30 @@
-"""`agent.run`: one agent task answered by the routed model, streamed as job events; the code
-task's edits are applied to the project's files as one revision."""
+"""`agent.run`: an agent task. Code and QA runs on a project work in a checkout of their branch
+with tools (`project_run.py`); the other tasks, and runs without a project, are one streamed
+model answer."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable
-from typing import Any, TypeVar
+from typing import Any
 
 import genway.models  # noqa: F401  (a worker process writes rows whose keys span every table)
 from genway.agents.calls import JobRef, UsageTally, call_model, llm_failure
 from genway.agents.context import conversation, project_section, user_message
-from genway.agents.edits import InvalidEdits, parse_edit_plan, plan_changes
+from genway.agents.edits import InvalidEdits, parse_edit_plan
+from genway.agents.project_run import ProjectRun
 from genway.agents.recording import EventRecorder
 from genway.agents.schemas import AgentRunInput
 from genway.agents.system_prompts import Task, system_prompt
 from genway.engines.llm.providers import LLMError
 from genway.engines.llm.router import ModelRouter, RoutingError
 from genway.engines.llm.runtime import get_router
-from genway.errors import GenwayError
 from genway.jobs.models import Job
-from genway.projects.files import SizeLimits, all_files, write_files
+from genway.projects.files import all_files
 from genway.projects.service import ProjectNotFound, get_project
-from genway.worker.context import JobCancelled, JobContext, JobFailed
+from genway.worker.context import JobContext, JobFailed, until_cancelled
 from genway.worker.registry import executor
 
 AGENT_RUN = "agent.run"
 SUMMARY_CHARS = 300
-T = TypeVar("T")
 
 
 def router_for(ctx: JobContext) -> ModelRouter:
@@ -35,26 +33,6 @@ def router_for(ctx: JobContext) -> ModelRouter:
         return get_router(ctx.worker.settings)
     except (RoutingError, OSError) as exc:
         raise JobFailed("llm_not_configured", f"Cannot load the model routes: {exc}") from exc
-
-
-async def until_cancelled(ctx: JobContext, work: Awaitable[T]) -> T:
-    """Await `work`, stopping it as soon as the job is cancelled (raises JobCancelled): a model
-    call can take minutes, longer than the worker waits for a cooperative stop."""
-    task = asyncio.ensure_future(work)
-    cancelled = asyncio.ensure_future(ctx.cancelled.wait())
-    try:
-        await asyncio.wait({task, cancelled}, return_when=asyncio.FIRST_COMPLETED)
-    except BaseException:  # the executor itself is stopped (deadline): stop the work too
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        raise
-    finally:
-        cancelled.cancel()
-    if not task.done():
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        raise JobCancelled
-    return task.result()
 
 
 def summarize(text: str) -> str:
@@ -71,44 +49,57 @@ async def project_text(ctx: JobContext, org_id: int, project_id: int) -> str:
     async with ctx.worker.database.sessions() as session:
         try:
             project = await get_project(session, org_id, project_id)
-            files = await all_files(session, org_id, project_id)
+            files = await all_files(session, org_id, project_id, settings=ctx.worker.settings)
         except ProjectNotFound as exc:
             raise JobFailed("project_not_found", f"Project {project_id} not found") from exc
         return project_section(project, files)
 
 
-async def apply_edits(
-    ctx: JobContext, job: Job, project_id: int | None, text: str, recorder: EventRecorder
+TOOL_TASKS = frozenset({Task.CODE, Task.QA})
+
+
+async def answer_in_text(
+    ctx: JobContext,
+    spec: AgentRunInput,
+    router: ModelRouter,
+    recorder: EventRecorder,
+    ref: JobRef,
+    tally: UsageTally,
+    project_id: int | None,
 ) -> dict[str, Any]:
-    """Parse the code task's edit plan and, with a project, write it as one revision."""
+    """One model answer, streamed: research, wireframes, teaching, and any run without a
+    project to work on. A code answer that holds a JSON edit plan reports its edits."""
+    project = await project_text(ctx, ref.org_id, project_id) if project_id else None
+    message = user_message(spec.prompt, spec.context, project, len(spec.images))
+    call = call_model(
+        router,
+        recorder,
+        ref,
+        tally,
+        task=spec.task,
+        messages=conversation([t.model_dump() for t in spec.history], message),
+        system=system_prompt(spec.task),
+        model_override=spec.model,
+    )
     try:
-        plan = parse_edit_plan(text)
-    except InvalidEdits as exc:
-        raise JobFailed("invalid_edits", str(exc)) from exc
-    listed = [{"path": e.path, "action": e.action} for e in plan.edits]
-    outcome: dict[str, Any] = {"summary": plan.summary or summarize(text), "revision": None}
-    if project_id is None or not plan.edits:
-        return {**outcome, "edits": [e.model_dump() for e in plan.edits]}
-    ctx.raise_if_cancelled()
-    settings = ctx.worker.settings
-    limits = SizeLimits(settings.project_file_max_bytes, settings.project_max_bytes)
-    try:
-        changes = plan_changes(plan)
-        async with ctx.worker.database.transaction() as session:
-            written = await write_files(
-                session,
-                job.org_id,
-                project_id,
-                changes,
-                limits,
-                author_id=job.user_id,
-                job_id=job.id,
-                message=outcome["summary"] or f"agent run {job.id}",
-            )
-    except GenwayError as exc:
-        raise JobFailed("edits_rejected", f"The agent's edits were refused: {exc.detail}") from exc
-    recorder.output(job.id, job.org_id, "edits", {"revision": written.revision, "files": listed})
-    return {**outcome, "revision": written.revision, "edits": listed}
+        completion = await until_cancelled(ctx, call)
+    except LLMError as error:
+        raise llm_failure(error) from error
+    result: dict[str, Any] = {
+        "task": spec.task,
+        "text": completion.text,
+        "summary": summarize(completion.text),
+        "model": f"{completion.provider}:{completion.model}",
+        "finish_reason": completion.finish_reason,
+    }
+    if spec.task is Task.CODE:
+        try:
+            plan = parse_edit_plan(completion.text)
+        except InvalidEdits:
+            return result  # prose: the answer is the result
+        result["summary"] = plan.summary or result["summary"]
+        result["edits"] = [edit.model_dump() for edit in plan.edits]
+    return result
 
 
 @executor(
@@ -124,32 +115,20 @@ async def run_agent(job: Job, ctx: JobContext) -> dict[str, Any]:
     tally = UsageTally()
     ref = JobRef(job.id, job.org_id, job.user_id)
     async with EventRecorder(ctx.worker.database, ctx.worker.broadcaster) as recorder:
-        recorder.output(job.id, job.org_id, "request", {"task": spec.task, "prompt": spec.prompt})
-        project = await project_text(ctx, job.org_id, project_id) if project_id else None
-        message = user_message(spec.prompt, spec.context, project, len(spec.images))
-        call = call_model(
-            router,
-            recorder,
-            ref,
-            tally,
-            task=spec.task,
-            messages=conversation([t.model_dump() for t in spec.history], message),
-            system=system_prompt(spec.task),
-            model_override=spec.model,
-        )
-        try:
-            completion = await until_cancelled(ctx, call)
-        except LLMError as error:
-            raise llm_failure(error) from error
-        result: dict[str, Any] = {
-            "task": spec.task,
-            "text": completion.text,
-            "summary": summarize(completion.text),
-            "model": f"{completion.provider}:{completion.model}",
-            "finish_reason": completion.finish_reason,
-        }
-        if spec.task is Task.CODE:
-            result.update(await apply_edits(ctx, job, project_id, completion.text, recorder))
+        if spec.task in TOOL_TASKS and project_id is not None:
+            run = ProjectRun(job, ctx, spec, router, recorder, ref, tally, project_id)
+            try:
+                result = await run.run()
+            except JobFailed as failure:
+                if isinstance(failure.details, dict):
+                    failure.details["usage"] = tally.as_dict()
+                raise
+        else:
+            recorder.output(
+                job.id, job.org_id, "request", {"task": spec.task, "prompt": spec.prompt}
+            )
+            result = await answer_in_text(ctx, spec, router, recorder, ref, tally, project_id)
+        result.setdefault("summary", summarize(result.get("text") or ""))
         result["usage"] = tally.as_dict()
         recorder.output(
             job.id, job.org_id, "result", {"summary": result["summary"], "model": result["model"]}

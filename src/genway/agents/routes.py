@@ -10,9 +10,11 @@ from fastapi import APIRouter, Query, Request
 
 from genway.agents import service
 from genway.agents.codegen import codegen_status, iso, log_entry, run_response, run_url
+from genway.agents.plans import confirm_plan, plans_of
 from genway.agents.schemas import (
     AgentRunResponse,
     AgentRunWithLogs,
+    ConfirmPlan,
     CreateAgentRun,
     ResumeAgentRun,
     SourceType,
@@ -56,6 +58,8 @@ async def create_agent_run(
         metadata=body.metadata,
         agent_type=body.agent_type,
         repo_id=body.repo_id,
+        plan_first=body.plan_first,
+        max_steps=body.max_steps,
     )
     job = await service.start_run(
         session,
@@ -100,7 +104,24 @@ async def get_agent_run(
     settings: SettingsDep,
 ) -> AgentRunResponse:
     job = await service.get_run(session, context.org_id, agent_run_id)
-    return run_response(job, base_url(request, settings))
+    plan = (await plans_of(session, [job.id])).get(job.id)
+    return run_response(job, base_url(request, settings), plan)
+
+
+@router.post("/run/{agent_run_id}/confirm", response_model=AgentRunResponse)
+async def confirm_agent_run_plan(
+    agent_run_id: Id,
+    request: Request,
+    context: RunCreator,
+    session: SessionDep,
+    settings: SettingsDep,
+    body: ConfirmPlan | None = None,
+) -> AgentRunResponse:
+    """Genway: carry out the plan of a run that is `PLAN_READY`, or the edited `plan` sent.
+    409 when the run has no plan waiting."""
+    job = await service.get_run(session, context.org_id, agent_run_id)
+    plan = await confirm_plan(session, job, context.user_id, body.plan if body else None)
+    return run_response(job, base_url(request, settings), plan)
 
 
 @router.get("/runs", response_model=Page[AgentRunResponse])
@@ -118,7 +139,8 @@ async def list_agent_runs(
         session, context.org_id, page, user_id=user_id, source_type=source_type
     )
     base = base_url(request, settings)
-    return Page.build([run_response(job, base) for job in jobs], total, page)
+    plans = await plans_of(session, [job.id for job in jobs])
+    return Page.build([run_response(job, base, plans.get(job.id)) for job in jobs], total, page)
 
 
 async def agent_run_logs(
@@ -133,11 +155,12 @@ async def agent_run_logs(
     final answer (the streamed text itself is in the job's event stream)."""
     job, events, total = await service.run_logs(session, context.org_id, agent_run_id, page)
     built = Page.build([log_entry(e) for e in events], total, page)
-    response = run_response(job, base_url(request, settings))
+    plan = (await plans_of(session, [job.id])).get(job.id)
+    response = run_response(job, base_url(request, settings), plan)
     return AgentRunWithLogs(
         id=job.id,
         organization_id=job.org_id,
-        status=codegen_status(job),
+        status=codegen_status(job, plan),
         created_at=iso(job.created_at),
         web_url=run_url(base_url(request, settings), job),
         result=response.result,

@@ -34,6 +34,33 @@ Image = Annotated[str, Field(pattern=r"^data:image/[a-zA-Z0-9.+-]+;base64,", max
 Prompt = Annotated[str, Field(min_length=1, max_length=MAX_PROMPT_CHARS)]
 
 
+def _branch_name(value: str) -> str:
+    """Git's rules for a branch name, the subset a run's branch can need."""
+    parts = value.split("/")
+    if value.startswith("-") or ".." in value or value.endswith((".", ".lock")):
+        raise ValueError("not a valid git branch name")
+    if any(not part or part.startswith(".") for part in parts):
+        raise ValueError("not a valid git branch name")
+    return value
+
+
+Branch = Annotated[
+    str,
+    Field(max_length=200, pattern=r"^[A-Za-z0-9._/-]+$", description="A git branch name"),
+    AfterValidator(_branch_name),
+]
+MaxSteps = Annotated[
+    int, Field(ge=1, le=500, description="Genway: at most this many model turns (tool runs)")
+]
+PlanFirst = Annotated[
+    bool,
+    Field(
+        description="Genway: write a plan first and wait for `POST .../confirm` before changing "
+        "code (projects with `auto_confirm_plans` go on at once)"
+    ),
+]
+
+
 class SourceType(StrEnum):
     """Codegen's `ApiAgentRunSourceType`; runs made through Genway's API are `API`."""
 
@@ -75,6 +102,9 @@ class AgentRunInput(RequestModel):
     source_type: SourceType = SourceType.API
     history: list[Turn] = Field(default_factory=list, max_length=50)
     resumed_from: int | None = None
+    plan_first: PlanFirst = False
+    branch: Branch | None = None
+    max_steps: MaxSteps | None = None
 
 
 def agent_input(**fields: Any) -> AgentRunInput:
@@ -100,6 +130,14 @@ class CreateAgentRun(WebhookOptions):
     project_id: int | None = Field(
         default=None, ge=1, le=MAX_ID, description="Genway: the project to edit"
     )
+    plan_first: PlanFirst = False
+    max_steps: MaxSteps | None = None
+
+
+class ConfirmPlan(RequestModel):
+    """Genway: go on with the run's plan, or with this edited plan."""
+
+    plan: str | None = Field(default=None, min_length=1, max_length=MAX_PROMPT_CHARS)
 
 
 class ResumeAgentRun(WebhookOptions):
@@ -131,6 +169,10 @@ class AgentRunResponse(BaseModel):
     source_type: SourceType | None
     github_pull_requests: list[GithubPullRequest] | None
     metadata: dict[str, Any] | None
+    plan: str | None = Field(default=None, description="Genway: the run's plan, when it made one")
+    branch: str | None = Field(default=None, description="Genway: the branch the run works on")
+    commit: str | None = Field(default=None, description="Genway: the run's commit")
+    diff_stat: dict[str, Any] | None = Field(default=None, description="Genway: what it changed")
 
 
 class AgentRunLog(BaseModel):

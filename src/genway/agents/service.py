@@ -111,15 +111,20 @@ def resumed_spec(previous: Job, prompt: str, images: list[str] | None) -> AgentR
     before = AgentRunInput.model_validate(previous.input)
     history: list[dict[str, Any]] = [t.model_dump() for t in before.history]
     history.append({"role": "user", "content": before.prompt})
-    answer = (previous.result or {}).get("text")
+    outcome = previous.result or (previous.error or {}).get("details") or {}
+    answer = outcome.get("text") if isinstance(outcome, dict) else None
     if answer:
         history.append({"role": "assistant", "content": answer})
+    branch = outcome.get("branch") if isinstance(outcome, dict) else None
     return agent_input(
-        **before.model_dump(exclude={"history", "prompt", "images", "resumed_from"}),
+        **before.model_dump(
+            exclude={"history", "prompt", "images", "resumed_from", "plan_first", "branch"}
+        ),
         prompt=prompt,
         images=images or [],
         history=history[-50:],
         resumed_from=previous.id,
+        branch=branch or before.branch,
     )
 
 

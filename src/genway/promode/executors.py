@@ -7,7 +7,7 @@ import asyncio
 from typing import Any
 
 from genway.agents.calls import JobRef, UsageTally, llm_failure
-from genway.agents.executors import project_text, router_for, until_cancelled
+from genway.agents.executors import project_text, router_for
 from genway.agents.recording import EventRecorder
 from genway.db import utcnow
 from genway.engines.llm.providers import LLMError
@@ -16,7 +16,7 @@ from genway.promode.instances import INSTANCE_KIND, Instances
 from genway.promode.schemas import InstanceInput, SessionInput
 from genway.promode.session import SessionRun
 from genway.promode.steps import generate
-from genway.worker.context import JobContext, JobFailed
+from genway.worker.context import JobContext, JobFailed, until_cancelled
 from genway.worker.registry import executor
 
 SESSION_KIND = "promode.session"

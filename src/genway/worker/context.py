@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from genway.jobs.events import EventType
 
 if TYPE_CHECKING:
     from genway.jobs.models import Job
     from genway.worker.runner import Worker
+
+T = TypeVar("T")
 
 
 class JobCancelled(Exception):
@@ -94,3 +97,23 @@ class JobContext:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.cancelled.wait(), timeout=seconds)
         self.raise_if_cancelled()
+
+
+async def until_cancelled(ctx: JobContext, work: Awaitable[T]) -> T:
+    """Await `work`, stopping it as soon as the job is cancelled (raises JobCancelled): a model
+    call can take minutes, longer than the worker waits for a cooperative stop."""
+    task = asyncio.ensure_future(work)
+    cancelled = asyncio.ensure_future(ctx.cancelled.wait())
+    try:
+        await asyncio.wait({task, cancelled}, return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:  # the executor itself is stopped (deadline): stop the work too
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        raise
+    finally:
+        cancelled.cancel()
+    if not task.done():
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        raise JobCancelled
+    return task.result()
