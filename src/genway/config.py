@@ -135,6 +135,9 @@ class Settings(BaseSettings):
     anthropic_base_url: str | None = None
     anthropic_api_key: SecretStr | None = None
     routing_file: Path | None = None
+    model_prices_file: Path | None = Field(
+        default=None, description="JSON of 'provider:model' to [input, output] $ per 1M tokens"
+    )
     llm_timeout_s: float = Field(default=180.0, gt=0, description="Deadline of one model call")
     llm_max_retries: int = Field(default=2, ge=0, le=10)
     llm_retry_base_s: float = Field(default=0.5, ge=0)

@@ -129,10 +129,15 @@ async def test_structured_edits_commit_on_the_branch_and_merge_as_one_revision(
     assert [e["data"]["status"] for e in events if e["type"] == "status"][-1] == "succeeded"
     job = (await client.get(org_url(tenant, f"/jobs/{run['id']}"), headers=tenant.headers)).json()
     assert job["result"]["usage"]["tokens_in"] == 120 and len(job["result"]["commit"]) == 40
+    # gpt-4o-mini's list price: $0.15 in and $0.60 out per million tokens.
+    assert job["result"]["usage"]["cost_usd"] == (120 * 0.15 + 45 * 0.60) / 1e6
+    assert job["result"]["usage"]["unpriced_models"] == []
 
     usage = (await client.get(org_url(tenant, "/usage"), headers=tenant.headers)).json()
     assert usage["totals"]["tokens_in:openai:gpt-4o-mini"] == 120
     assert usage["totals"]["tokens_out:openai:gpt-4o-mini"] == 45
+    assert usage["totals"]["cost_microusd:openai:gpt-4o-mini"] == 45
+    assert usage["cost_usd"] == 0.000045
     assert usage["totals"]["agent_runs"] == 1
 
 

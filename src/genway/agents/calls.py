@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from genway.agents.recording import DELTA, EventRecorder
+from genway.engines.llm.prices import MICRO, PriceTable
 from genway.engines.llm.providers import (
     Completion,
     LLMError,
@@ -36,33 +37,48 @@ class UsageTally:
     calls: int = 0
     tokens_in: int = 0
     tokens_out: int = 0
+    cost_microusd: int = 0
     by_model: dict[str, dict[str, int]] = field(default_factory=dict)
+    unpriced: set[str] = field(default_factory=set)
 
-    def add(self, record: UsageRecord) -> None:
-        self.calls += 1
-        self.tokens_in += record.input_tokens
-        self.tokens_out += record.output_tokens
-        model = self.by_model.setdefault(
-            f"{record.provider}:{record.model}", {"calls": 0, "tokens_in": 0, "tokens_out": 0}
-        )
-        model["calls"] += 1
-        model["tokens_in"] += record.input_tokens
-        model["tokens_out"] += record.output_tokens
+    def add(self, record: UsageRecord, cost_microusd: int | None = None) -> None:
+        """Count one call; `cost_microusd` None means its model has no price."""
+        name = f"{record.provider}:{record.model}"
+        self._count(name, 1, record.input_tokens, record.output_tokens, cost_microusd or 0)
+        if cost_microusd is None:
+            self.unpriced.add(name)
 
     def merge(self, other: UsageTally) -> None:
-        self.calls += other.calls
-        self.tokens_in += other.tokens_in
-        self.tokens_out += other.tokens_out
-        for model, counts in other.by_model.items():
-            mine = self.by_model.setdefault(model, {"calls": 0, "tokens_in": 0, "tokens_out": 0})
-            for name, value in counts.items():
-                mine[name] += value
+        for name, counts in other.by_model.items():
+            self._count(
+                name,
+                counts["calls"],
+                counts["tokens_in"],
+                counts["tokens_out"],
+                counts.get("cost_microusd", 0),
+            )
+        self.unpriced |= other.unpriced
+
+    def _count(self, name: str, calls: int, tokens_in: int, tokens_out: int, cost: int) -> None:
+        self.calls += calls
+        self.tokens_in += tokens_in
+        self.tokens_out += tokens_out
+        self.cost_microusd += cost
+        model = self.by_model.setdefault(
+            name, {"calls": 0, "tokens_in": 0, "tokens_out": 0, "cost_microusd": 0}
+        )
+        model["calls"] += calls
+        model["tokens_in"] += tokens_in
+        model["tokens_out"] += tokens_out
+        model["cost_microusd"] += cost
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "calls": self.calls,
             "tokens_in": self.tokens_in,
             "tokens_out": self.tokens_out,
+            "cost_usd": self.cost_microusd / MICRO,
+            "unpriced_models": sorted(self.unpriced),
             "by_model": self.by_model,
         }
 
@@ -76,6 +92,7 @@ class _Reporter:
     tally: UsageTally
     task: str
     every_attempt: bool
+    prices: PriceTable
 
     def attempt(self, attempt: Attempt) -> None:
         if attempt.index == 0 and not self.every_attempt:
@@ -89,7 +106,10 @@ class _Reporter:
         self.recorder.output(self.ref.job_id, self.ref.org_id, DELTA, {"text": text})
 
     def usage(self, record: UsageRecord) -> None:
-        self.tally.add(record)
+        cost = self.prices.cost_microusd(
+            record.provider, record.model, record.input_tokens, record.output_tokens
+        )
+        self.tally.add(record, cost)
         model, ref = f"{record.provider}:{record.model}", self.ref
         self.recorder.usage(
             ref.org_id, ref.user_id, f"{Metric.TOKENS_IN}:{model}", record.input_tokens
@@ -97,6 +117,8 @@ class _Reporter:
         self.recorder.usage(
             ref.org_id, ref.user_id, f"{Metric.TOKENS_OUT}:{model}", record.output_tokens
         )
+        if cost:
+            self.recorder.usage(ref.org_id, ref.user_id, f"{Metric.COST}:{model}", cost)
 
 
 async def call_model(
@@ -116,7 +138,7 @@ async def call_model(
     """Complete `messages` with the task's route, recording each attempt (so a client can
     discard a failed attempt's partial text; only the fallbacks when not `every_attempt`), the
     streamed text and the tokens. Raises LLMError."""
-    reporter = _Reporter(recorder, ref, tally, task, every_attempt)
+    reporter = _Reporter(recorder, ref, tally, task, every_attempt, router.prices)
     return await router.complete(
         task,
         messages,

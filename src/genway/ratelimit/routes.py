@@ -10,12 +10,13 @@ from sqlalchemy import func, select
 
 from genway.auth.deps import OrgReader
 from genway.db import SessionDep
+from genway.engines.llm.prices import MICRO
 from genway.errors import InvalidInput
 from genway.jobs.models import Job
 from genway.jobs.states import JobStatus
 from genway.ratelimit.quotas import quota_state
 from genway.ratelimit.tiers import limits_for
-from genway.ratelimit.usage import usage_series, utc_today
+from genway.ratelimit.usage import Metric, usage_series, utc_today
 
 router = APIRouter(tags=["usage"])
 
@@ -30,7 +31,8 @@ async def get_usage(
     to: Annotated[date | None, Query(description="Last UTC day (default today)")] = None,
 ) -> dict[str, Any]:
     """Daily counters per metric (requests, jobs:<kind>, images, agent_runs, compute_ms,
-    tokens_in/out:<model>) summed over users, plus today's quotas and concurrency."""
+    tokens_in/out:<model>, cost_microusd:<model>) summed over users, the range's model cost in
+    dollars, plus today's quotas and concurrency."""
     end = to or utc_today()
     start = from_ or end - timedelta(days=29)
     if start > end:
@@ -47,6 +49,7 @@ async def get_usage(
     totals: dict[str, int] = {}
     for _day, metric, value in series:
         totals[metric] = totals.get(metric, 0) + value
+    cost = sum(value for metric, value in totals.items() if metric.startswith(f"{Metric.COST}:"))
     return {
         "org_id": context.org_id,
         "tier": context.org.tier,
@@ -54,6 +57,7 @@ async def get_usage(
         "to": end.isoformat(),
         "series": [{"day": d.isoformat(), "metric": m, "value": v} for d, m, v in series],
         "totals": totals,
+        "cost_usd": cost / MICRO,
         "quotas": await quota_state(session, context.org, limits, int(running or 0)),
         "limits": limits.as_dict(),
     }

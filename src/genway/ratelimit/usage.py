@@ -23,6 +23,7 @@ class Metric:
     COMPUTE_MS = "compute_ms"  # milliseconds, so sub-second jobs add up exactly
     TOKENS_IN = "tokens_in"  # tokens_in:<provider:model>
     TOKENS_OUT = "tokens_out"  # tokens_out:<provider:model>
+    COST = "cost_microusd"  # cost_microusd:<provider:model>, millionths of a US dollar
 
 
 def utc_today() -> date:

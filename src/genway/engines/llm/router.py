@@ -18,6 +18,7 @@ from typing import Any
 
 import structlog
 
+from genway.engines.llm.prices import PriceTable
 from genway.engines.llm.providers import (
     AnthropicProvider,
     Completion,
@@ -147,12 +148,14 @@ class ModelRouter:
         on_usage: UsageCallback | None = None,
         max_tokens: int = 4096,
         timeout_s: float = 180.0,
+        prices: PriceTable | None = None,
     ) -> None:
         self.table = {task: [ModelRef.parse(m) for m in models] for task, models in table.items()}
         self.providers = dict(providers)
         self.on_usage = on_usage
         self.max_tokens = max_tokens
         self.timeout_s = timeout_s
+        self.prices = prices or PriceTable({})
 
     def candidates(self, task: str, *, model_override: str | None = None) -> list[ModelRef]:
         """The models to try for `task`, in order, whose provider is configured.

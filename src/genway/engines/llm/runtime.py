@@ -15,8 +15,15 @@ from dataclasses import dataclass
 from pydantic import SecretStr
 
 from genway.config import Settings
+from genway.engines.llm.prices import PriceTableError, load_prices
 from genway.engines.llm.providers import RetryPolicy
-from genway.engines.llm.router import ModelRouter, RouteRow, build_providers, load_routing_table
+from genway.engines.llm.router import (
+    ModelRouter,
+    RouteRow,
+    RoutingError,
+    build_providers,
+    load_routing_table,
+)
 
 
 @dataclass(frozen=True)
@@ -43,6 +50,7 @@ class _RouterKey:
     max_retries: int
     retry_base_s: float
     max_tokens: int
+    prices_file: str | None
 
     @classmethod
     def of(cls, settings: Settings) -> _RouterKey:
@@ -59,6 +67,7 @@ class _RouterKey:
             settings.llm_max_retries,
             settings.llm_retry_base_s,
             settings.llm_max_tokens,
+            str(settings.model_prices_file) if settings.model_prices_file else None,
         )
 
 
@@ -80,7 +89,13 @@ def build_router(settings: Settings) -> ModelRouter:
         retry=retry,
     )
     table = load_routing_table(settings.routing_file)
-    return ModelRouter(table, providers, max_tokens=key.max_tokens, timeout_s=key.timeout_s)
+    try:
+        prices = load_prices(settings.model_prices_file)
+    except PriceTableError as exc:
+        raise RoutingError(str(exc)) from exc
+    return ModelRouter(
+        table, providers, max_tokens=key.max_tokens, timeout_s=key.timeout_s, prices=prices
+    )
 
 
 def get_router(settings: Settings) -> ModelRouter:
