@@ -110,6 +110,10 @@ def wall_s(job: dict[str, Any]) -> float:
     return (parse_time(job["finished_at"]) - parse_time(job["created_at"])).total_seconds()
 
 
+def claim_s(job: dict[str, Any]) -> float:
+    return (parse_time(job["started_at"]) - parse_time(job["created_at"])).total_seconds()
+
+
 async def project(client: httpx.AsyncClient, tenant: Tenant) -> int:
     created = await client.post(
         tenant.org("/projects"), json={"name": "calc"}, headers=tenant.headers
@@ -247,6 +251,8 @@ def report(
         f"| {args.runs} runs at once, 2 workers x {args.concurrency} slots (PostgreSQL + Redis), "
         f"makespan | {makespan:.3f} | {floor_s:.3f} | {makespan / floor_s:.2f} |"
     )
+    claim = statistics.median(claim_s(job) for job in single)
+    print(f"one run: created -> started (claim) median {claim:.3f} s")
     print(
         f"per-run wall in the crowd: p50 {statistics.median(walls):.3f} s, max {walls[-1]:.3f} s; "
         f"client-side makespan {client_s:.3f} s"
