@@ -35,7 +35,7 @@ from genway.projects.workspaces import (
     open_worktree,
     remove_worktree,
 )
-from genway.sandbox import SandboxLimits
+from genway.sandbox import SandboxLimits, sandbox_unavailable_reason
 from genway.worker.context import JobContext, JobDeferred, JobFailed, until_cancelled
 
 AUTHOR_EMAIL = "agent@genway.invalid"
@@ -167,6 +167,9 @@ class ProjectRun:
             prompt = f"{prompt}\n\nCarry out this confirmed plan:\n{plan}"
         if setup:
             prompt = f"{prompt}\n\nThe project's setup commands ran first:\n{setup}"
+        if (reason := sandbox_unavailable_reason()) is not None:
+            prompt = f"{prompt}\n\n(Commands cannot run on this worker, so there is no "
+            prompt += f"run_command tool: {reason})"
         messages: list[Message] = list(self._messages(prompt, project, options))
         try:
             return await loop.run(messages, work_specs(commands=space.commands_available))
