@@ -57,6 +57,9 @@ MODEL = "openai:gpt-4o-mini"
 TASKS = ("research", "wireframe", "code", "qa", "pedagogy", "judge", "synthesis")
 CANDIDATES, ITERATIONS = 8, 2
 TERMINAL = {"succeeded", "failed", "cancelled"}
+# A text task: this benchmark measures the tournament's orchestration (code sessions run tool
+# loops on checkouts; bench/agent_loop.py measures those).
+RESEARCH = {"task": "research"}
 
 
 def scripted_reply(body: dict[str, Any]) -> str:
@@ -195,7 +198,12 @@ class Tenant:
 async def run_session(
     client: httpx.AsyncClient, tenant: Tenant, project_id: int, poll_s: float, **shape: Any
 ) -> Sample:
-    body = {"prompt": "Build a URL shortener", "agents": ["backend", "frontend"], **shape}
+    body = {
+        "prompt": "Build a URL shortener",
+        "agents": ["backend", "frontend"],
+        **RESEARCH,
+        **shape,
+    }
     began = time.perf_counter()
     response = await client.post(
         tenant.org(f"/projects/{project_id}/pro-mode"), json=body, headers=tenant.headers
@@ -237,6 +245,7 @@ async def concurrency_case(tenant: Tenant, project_id: int, sessions: int) -> li
     would put a request's worth of CPU per session on the machine being measured)."""
     body = {
         "prompt": "Build a URL shortener",
+        **RESEARCH,
         "agents": ["backend", "frontend"],
         "candidates": CANDIDATES,
         "max_iterations": ITERATIONS,

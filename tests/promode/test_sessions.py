@@ -1,6 +1,6 @@
-"""Pro Mode sessions run by the embedded worker against scripted fake vendors: the bracket and
-synthesis that scripted judge replies imply, the best result when time runs out, cancellation
-of the instances, and isolation between organizations."""
+"""Pro Mode research sessions (text answers) run by the embedded worker against scripted fake
+vendors: the bracket and synthesis that scripted judge replies imply, the best result when time
+runs out, cancellation of the instances, and isolation between organizations."""
 
 from __future__ import annotations
 
@@ -60,6 +60,9 @@ async def start(
     client: httpx.AsyncClient, tenant: Tenant, project_id: int, **body: Any
 ) -> dict[str, Any]:
     body.setdefault("prompt", "Build a calculator")
+    body.setdefault(
+        "task", "research"
+    )  # one text call per step (code sessions: test_code_sessions)
     body.setdefault("agents", list(SCORES))
     response = await client.post(
         org_url(tenant, f"/projects/{project_id}/pro-mode"), json=body, headers=tenant.headers

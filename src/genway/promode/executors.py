@@ -12,10 +12,10 @@ from genway.agents.recording import EventRecorder
 from genway.db import utcnow
 from genway.engines.llm.providers import LLMError
 from genway.jobs.models import Job
+from genway.promode.code_runs import CODE_TASKS, code_runner, instance_answer
 from genway.promode.instances import INSTANCE_KIND, Instances
 from genway.promode.schemas import InstanceInput, SessionInput
 from genway.promode.session import SessionRun
-from genway.promode.steps import generate
 from genway.worker.context import JobContext, JobFailed, until_cancelled
 from genway.worker.registry import executor
 
@@ -49,7 +49,10 @@ async def run_session(job: Job, ctx: JobContext) -> dict[str, Any]:
         if ctx.attempt > 1:
             await instances.cancel_leftovers()
         project = await project_text(ctx, job.org_id, spec.project_id)
-        session = SessionRun(job, ctx, spec, router, recorder, instances, project)
+        coder = None
+        if spec.task in CODE_TASKS:
+            coder = await code_runner(ctx, router, recorder, job.org_id, spec.project_id)
+        session = SessionRun(job, ctx, spec, router, recorder, instances, project, coder)
         session.emit(
             "session_started",
             {
@@ -90,15 +93,21 @@ async def run_instance(job: Job, ctx: JobContext) -> dict[str, Any]:
     ref = JobRef(job.id, job.org_id, job.user_id)
     async with EventRecorder(ctx.worker.database, ctx.worker.broadcaster) as recorder:
         project = await project_text(ctx, job.org_id, spec.project_id) if spec.project_id else None
-        try:
-            answer = await until_cancelled(
-                ctx, generate(router, recorder, ref, tally, spec, project)
+        coder = None
+        if spec.task in CODE_TASKS and spec.project_id is not None:
+            coder = await code_runner(
+                ctx, router, recorder, job.org_id, spec.project_id, spec.base_commit
             )
+        work = instance_answer(router, recorder, ref, tally, spec, project, coder)
+        try:
+            answer = await until_cancelled(ctx, work)
         except LLMError as error:
             raise llm_failure(error) from error
+    code = {"branch": answer.branch, "commit": answer.commit} if coder is not None else {}
     return {
         "text": answer.text,
         "critique": answer.critique,
         "model": answer.model,
+        **code,
         "usage": tally.as_dict(),
     }

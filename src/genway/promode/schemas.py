@@ -12,6 +12,7 @@ from genway.agents.system_prompts import Task
 from genway.jobs.schemas import WebhookOptions
 from genway.kit.schemas import RequestModel, ResponseModel
 
+Sha = Annotated[str, Field(pattern=r"^[0-9a-f]{40}$")]
 AgentName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][\w .-]*$")]
 MAX_CANDIDATES = 16
 
@@ -70,6 +71,10 @@ class InstanceInput(RequestModel):
     project_id: int | None = None
     incumbent: str | None = None
     notes: list[str] = Field(default_factory=list)
+    # Code sessions: the commit the session started from (what reports diff against) and, in
+    # improve mode, the incumbent's commit (where the instance's branch starts).
+    base_commit: Sha | None = None
+    incumbent_commit: Sha | None = None
 
 
 class SessionSummary(ResponseModel):
@@ -99,6 +104,8 @@ class CandidateView(ResponseModel):
     model: str | None = None
     text: str | None = None
     critique: str | None = None
+    branch: str | None = None
+    commit: str | None = None
     error: dict[str, Any] | None = None
 
 
@@ -115,5 +122,7 @@ class IterationView(ResponseModel):
 class SessionDetail(SessionSummary):
     iterations: list[IterationView]
     best: str | None = None
+    branch: str | None = Field(default=None, description="Code sessions: the final code's branch")
+    commit: str | None = None
     usage: dict[str, Any] | None = None
     error: dict[str, Any] | None = None

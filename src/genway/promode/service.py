@@ -134,6 +134,8 @@ def _candidate(child: Job) -> CandidateView:
         model=result.get("model"),
         text=result.get("text"),
         critique=result.get("critique"),
+        branch=result.get("branch"),
+        commit=result.get("commit"),
         error=child.error,
     )
 
@@ -173,6 +175,8 @@ def fold_session(job: Job, children: Sequence[Job], events: Sequence[JobEvent]) 
         **summary(job, completed=completed, timed_out=timed_out).model_dump(),
         iterations=[iterations[number] for number in sorted(iterations)],
         best=result.get("best"),
+        branch=result.get("branch"),
+        commit=result.get("commit"),
         usage=result.get("usage", usage),
         error=job.error,
     )

@@ -5,24 +5,27 @@ best answer as an entrant (the incumbent) and adds `candidates - 1` improvements
 from an agent that first critiques it; the bracket then decides whether an improvement beats
 it. The finalists are synthesised into the new best answer. `best` always holds the best answer
 so far (the first finished candidate, then the champion, then the synthesis), which is what a
-session returns when its time runs out.
+session returns when its time runs out. In a code or QA session the candidates and the synthesis
+are agent-loop runs on branches of their own (`code_runs`): their answers are reports (summary,
+diff, test output) and every entrant also names its branch and commit.
 """
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from genway.agents.calls import JobRef, UsageTally, llm_failure
 from genway.agents.recording import EventRecorder
-from genway.engines.llm.providers import LLMError
+from genway.engines.llm.providers import LLMError, ToolsUnsupported
 from genway.engines.llm.router import ModelRouter
 from genway.jobs.models import Job
 from genway.jobs.states import JobStatus
+from genway.promode.code_runs import CodeRunner, instance_answer
 from genway.promode.instances import Instances
 from genway.promode.schemas import InstanceInput, SessionInput
-from genway.promode.steps import generate, judge, synthesize
+from genway.promode.steps import Answer, judge, synthesize
 from genway.promode.tournament import (
     Bracket,
     Entrant,
@@ -53,6 +56,7 @@ class SessionRun:
     recorder: EventRecorder
     instances: Instances
     project: str | None
+    coder: CodeRunner | None = None  # code and QA sessions: candidates are code runs
     tally: UsageTally = field(default_factory=UsageTally)
     best: Best | None = None
     reasons: list[str] = field(default_factory=list)
@@ -105,6 +109,8 @@ class SessionRun:
                 project_id=self.spec.project_id,
                 incumbent=self.best.entrant.text if self.best else None,
                 notes=self.reasons[:10],
+                base_commit=self.coder.base if self.coder else None,
+                incumbent_commit=self.best.entrant.commit if self.best else None,
             )
             for index in range(count)
         ]
@@ -124,7 +130,7 @@ class SessionRun:
         )
         entrants = [entrant for entrant in answers if entrant is not None]
         if incumbent is not None:
-            entrants.insert(0, Entrant(INCUMBENT, incumbent.text))
+            entrants.insert(0, replace(incumbent, key=INCUMBENT))
         if not entrants:
             if self.ctx.cancelled.is_set() or self.cancelled >= len(children):
                 # Cancelling a session cancels its instances in the same transaction, so they
@@ -137,13 +143,14 @@ class SessionRun:
         """Run one instance; its job ends succeeded, failed or (if a client asked) cancelled."""
         own = UsageTally()
         ref = JobRef(child.id, child.org_id, child.user_id)
-        work = generate(self.router, self.recorder, ref, own, spec, self.project)
+        work = instance_answer(self.router, self.recorder, ref, own, spec, self.project, self.coder)
         stop = self.instances.cancel_events[child.id]
         event = {"iteration": number, "key": str(child.id), "job_id": child.id, "agent": spec.agent}
         try:
             answer = await _unless(stop, work)
-        except LLMError as error:
-            failure = llm_failure(error).as_error()
+        except (LLMError, JobFailed) as error:
+            failed = llm_failure(error) if isinstance(error, LLMError) else error
+            failure = failed.as_error()
             self.instances.finish(child, JobStatus.FAILED, error=failure)
             self.emit("candidate", {**event, "status": JobStatus.FAILED, "error": failure})
             return None
@@ -155,9 +162,11 @@ class SessionRun:
             self.emit("candidate", {**event, "status": JobStatus.CANCELLED})
             return None
         result = {"text": answer.text, "critique": answer.critique, "model": answer.model}
+        if self.coder is not None:
+            result |= {"branch": answer.branch, "commit": answer.commit}
         self.instances.finish(child, JobStatus.SUCCEEDED, result={**result, "usage": own.as_dict()})
         self.emit("candidate", {**event, "status": JobStatus.SUCCEEDED, **result})
-        entrant = Entrant(str(child.id), answer.text)
+        entrant = Entrant(str(child.id), answer.text, answer.branch, answer.commit)
         if self.best is None:
             self.best = Best(entrant, "candidate", number)
         return entrant
@@ -168,7 +177,14 @@ class SessionRun:
 
         async def judged(a: Entrant, b: Entrant) -> Verdict:
             return await judge(
-                self.router, self.recorder, self.ref, self.tally, self.spec.prompt, a, b
+                self.router,
+                self.recorder,
+                self.ref,
+                self.tally,
+                self.spec.prompt,
+                a,
+                b,
+                code=self.coder is not None,
             )
 
         bracket = await run_bracket(entrants, judged, on_match)
@@ -181,35 +197,56 @@ class SessionRun:
         by_key = {entrant.key: entrant for entrant in entrants}
         finalists = [by_key[key] for key in bracket.finalists]
         reasons = judge_reasons(bracket)
-        request = (self.spec.prompt, self.spec.task)
-        answer = None
-        if len(finalists) > 1:
-            answer = await synthesize(
-                self.router, self.recorder, self.ref, self.tally, request, finalists, reasons
-            )
+        answer = await self.merge(finalists, reasons) if len(finalists) > 1 else None
         if answer is not None:
-            self.best = Best(Entrant(f"synthesis-{number}", answer.text), "synthesis", number)
-            self.emit(
-                "synthesis",
-                {
-                    "iteration": number,
-                    "from": bracket.finalists,
-                    "model": answer.model,
-                    "text": answer.text,
-                },
-            )
+            entrant = Entrant(f"synthesis-{number}", answer.text, answer.branch, answer.commit)
+            self.best = Best(entrant, "synthesis", number)
+            data = {
+                "iteration": number,
+                "from": bracket.finalists,
+                "model": answer.model,
+                "text": answer.text,
+            }
+            if self.coder is not None:
+                data |= {"branch": answer.branch, "commit": answer.commit}
+            self.emit("synthesis", data)
         self.reasons = reasons
         assert self.best is not None
         self.emit(
             "best", {"iteration": number, "key": self.best.entrant.key, "source": self.best.source}
         )
 
+    async def merge(self, finalists: list[Entrant], reasons: list[str]) -> Answer | None:
+        """The synthesis: a code run merging the finalists' code (the text synthesis when the
+        model cannot call tools, on the champion's code), or None when it failed."""
+        request = (self.spec.prompt, self.spec.task)
+        text_only = self.coder is None
+        if self.coder is not None:
+            own = UsageTally()  # the loop's token bound is the synthesis's, not the session's
+            try:
+                return await self.coder.synthesis(self.ref, own, request, finalists, reasons)
+            except ToolsUnsupported:
+                text_only = True
+                self.emit("fallback", {"reason": "the synthesis model does not support tools"})
+            except JobFailed as failure:
+                self.emit("synthesis_failed", failure.as_error())
+            finally:
+                self.tally.merge(own)
+        if not text_only:
+            return None
+        answer = await synthesize(
+            self.router, self.recorder, self.ref, self.tally, request, finalists, reasons
+        )
+        champion = finalists[0]
+        return replace(answer, branch=champion.branch, commit=champion.commit) if answer else None
+
     def result(self) -> dict[str, Any]:
-        """The session's result. Raises JobFailed when not even one answer was produced."""
+        """The session's result (a code session's names the final code's branch and commit).
+        Raises JobFailed when not even one answer was produced."""
         if self.best is None:
             code = "timeout" if self.timed_out else "no_candidates"
             raise JobFailed(code, "The session ended before any agent instance answered")
-        return {
+        result: dict[str, Any] = {
             "best": self.best.entrant.text,
             "best_key": self.best.entrant.key,
             "best_source": self.best.source,
@@ -218,6 +255,9 @@ class SessionRun:
             "timed_out": self.timed_out,
             "usage": self.tally.as_dict(),
         }
+        if self.coder is not None:  # where the final code is
+            result |= {"branch": self.best.entrant.branch, "commit": self.best.entrant.commit}
+        return result
 
 
 async def _unless(stop: asyncio.Event, work: Any) -> Any:

@@ -16,13 +16,26 @@ from genway.promode.tournament import Entrant, Verdict, parse_verdict
 
 IMPROVED_MARKER = "IMPROVED ANSWER:"
 CRITIQUE_MARKER = "CRITIQUE:"
+CODE_JUDGING = (
+    "Each candidate is a change to the project's code: the agent's summary, its diff against "
+    "the code the session started from, and the output of the last command it ran (usually "
+    "its tests). Judge the code in the diff and what the output shows, not the summary's claims."
+)
 
 
 @dataclass(frozen=True)
 class Answer:
+    """An answer; a code run's also names its branch and the commit at the branch's head."""
+
     text: str
-    model: str
+    model: str | None
     critique: str | None = None
+    branch: str | None = None
+    commit: str | None = None
+
+
+def agent_role(agent: str) -> str:
+    return f"You are the '{agent}' agent of a team; give your own best answer."
 
 
 def split_improvement(text: str) -> tuple[str | None, str]:
@@ -39,7 +52,7 @@ def split_improvement(text: str) -> tuple[str | None, str]:
 
 def instance_messages(spec: InstanceInput, project: str | None) -> tuple[str, str]:
     """(system prompt, user message) for one agent instance."""
-    role = f"You are the '{spec.agent}' agent of a team; give your own best answer."
+    role = agent_role(spec.agent)
     if spec.mode == "generate":
         return f"{system_prompt(spec.task)}\n\n{role}", user_message(spec.prompt, None, project)
     notes = "\n".join(f"- {note}" for note in spec.notes) or "- (none)"
@@ -90,10 +103,13 @@ async def judge(
     prompt: str,
     a: Entrant,
     b: Entrant,
+    *,
+    code: bool = False,
 ) -> Verdict:
-    """Which of two answers is better. A judge that cannot be reached keeps A (the higher
-    seed), saying so, rather than ending the session."""
-    message = f"Request:\n{prompt}\n\nCandidate A:\n{a.text}\n\nCandidate B:\n{b.text}"
+    """Which of two answers (with `code`, two code runs' reports) is better. A judge that cannot
+    be reached keeps A (the higher seed), saying so, rather than ending the session."""
+    request = f"Request:\n{prompt}\n\n{CODE_JUDGING}" if code else f"Request:\n{prompt}"
+    message = f"{request}\n\nCandidate A:\n{a.text}\n\nCandidate B:\n{b.text}"
     try:
         completion = await call_model(
             router,

@@ -28,10 +28,13 @@ Side = Literal["A", "B"]
 
 @dataclass(frozen=True)
 class Entrant:
-    """One answer in the bracket; `key` names it in events (a candidate's job id)."""
+    """One answer in the bracket; `key` names it in events (a candidate's job id). A code
+    run's answer is its report, and its code is at `commit`, the head of `branch`."""
 
     key: str
     text: str
+    branch: str | None = None
+    commit: str | None = None
 
 
 @dataclass(frozen=True)
