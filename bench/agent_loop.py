@@ -9,10 +9,13 @@ protocol, streamed tool calls) waits `--latency-ms` (100) before every answer.
       the commit and the diff stat are in it) against the sum of the model latencies and the
       command times (each command timed directly through `run_sandboxed` in this process, same
       limits): the overhead ratio (goal <= 1.1). Embedded (`genway serve`, SQLite, embedded
-      worker); median of `--repeats` runs after a warm-up run.
+      worker); median of `--repeats` runs after a warm-up run. Also against the same turns made
+      directly through the same SDK from a process of its own (the conversation growing the
+      same way, nothing recorded) plus the commands: what the machine costs before Genway.
   concurrency: `--runs` (20) runs submitted at once to 2 `genway worker`s of `--concurrency`
       (10) slots (PostgreSQL + Redis): the makespan against one run's floor (all 20 can run at
-      once, so the floor is the same) and the per-run wall times.
+      once, so the floor is the same), against the crowd's turns made directly through the SDK
+      from two processes (half the runs at once each), and the per-run wall times.
 
 Run: .venv/bin/python bench/agent_loop.py [--latency-ms 100] [--steps 20] [--runs 20]
 Needs bubblewrap for the commands (without it the turns call no command and it says so), and
@@ -100,6 +103,76 @@ async def command_seconds(count: int) -> float:
         for _ in range(count):
             await run_sandboxed(COMMAND, workdir=Path(workdir), limits=SandboxLimits())
         return time.perf_counter() - began
+
+
+async def replay_turns(
+    base_url: str, steps: int, commands: bool, repeats: int, parallel: int = 1
+) -> float:
+    """The run's model turns made directly through the same SDK and fake, without Genway: the
+    conversation grows the same way (each tool result a short line), nothing is recorded. With
+    `parallel` > 1, that many runs at once (seconds until the last ends)."""
+    from genway.agents.system_prompts import system_prompt
+    from genway.agents.tools import work_specs
+    from genway.engines.llm.providers import Message
+    from genway.engines.llm.router import ModelRouter, build_providers
+
+    router = ModelRouter({"code": [MODEL]}, build_providers(base_url, None, None, None))
+    tools = work_specs(commands=commands)
+    system = system_prompt("tools_code")
+
+    async def run() -> None:
+        messages: list[Message] = [{"role": "user", "content": "Scripted run"}]
+        for _ in range(steps):
+            answer = await router.complete(
+                "code", messages, system=system, tools=tools, on_delta=lambda _text: None
+            )
+            messages.append(
+                {"role": "assistant", "content": answer.text, "tool_calls": list(answer.tool_calls)}
+            )
+            for call in answer.tool_calls:
+                result = "done"
+                messages.append(
+                    {
+                        "role": "tool",
+                        "tool_call_id": call.id,
+                        "name": call.name,
+                        "content": result,
+                        "is_error": False,
+                    }
+                )
+
+    await run()
+    timings = []
+    for _ in range(repeats):
+        began = time.perf_counter()
+        await asyncio.gather(*(run() for _ in range(parallel)))
+        timings.append(time.perf_counter() - began)
+    await router.aclose()
+    return statistics.median(timings)
+
+
+async def measure_replay(
+    base_url: str, steps: int, commands: bool, repeats: int, parallel: int = 1
+) -> float:
+    """`replay_turns` in a process of its own, as a Genway worker is."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        __file__,
+        "--replay",
+        base_url,
+        "--steps",
+        str(steps),
+        "--repeats",
+        str(repeats),
+        "--runs",
+        str(parallel),
+        *(["--no-commands"] if not commands else []),
+        stdout=asyncio.subprocess.PIPE,
+    )
+    out, _ = await process.communicate()
+    if process.returncode:
+        raise RuntimeError("the direct replay failed")
+    return float(out.decode().strip())
 
 
 def parse_time(value: str) -> datetime:
@@ -194,6 +267,14 @@ async def main(args: argparse.Namespace) -> None:
     fake.latency_s = latency_s
     fake.default_reply = scripted(args.steps, commands)
     await fake.start()
+    direct_s = await measure_replay(fake.base_url, args.steps, commands, args.repeats)
+    # The crowd without Genway: two processes (the two workers), half the runs each at once.
+    halves = (args.runs - args.runs // 2, args.runs // 2)
+    crowd_direct_s = max(
+        await asyncio.gather(
+            *(measure_replay(fake.base_url, args.steps, commands, 1, half) for half in halves)
+        )
+    )
     with tempfile.TemporaryDirectory() as scratch:
         routes = Path(scratch) / "routing.json"
         routes.write_text(json.dumps({task: [MODEL] for task in TASKS}))
@@ -218,7 +299,8 @@ async def main(args: argparse.Namespace) -> None:
             stack.enter_context(workers(2, args.concurrency, {**os.environ, **service.env}))
             crowd, client_s = await crowd_case(service, args.steps, args.runs)
     await fake.stop()
-    report(args, single, crowd, client_s, floor_s, (count, commands_s))
+    floors = (floor_s, direct_s + commands_s, crowd_direct_s + commands_s)
+    report(args, single, crowd, client_s, floors, (count, commands_s))
 
 
 def report(
@@ -226,9 +308,10 @@ def report(
     single: list[dict[str, Any]],
     crowd: list[dict[str, Any]],
     client_s: float,
-    floor_s: float,
+    floors: tuple[float, float, float],
     commands: tuple[int, float],
 ) -> None:
+    floor_s, direct_s, crowd_direct_s = floors
     count, commands_s = commands
     run_s = statistics.median(wall_s(job) for job in single)
     steps = {job["result"]["steps"] for job in single + crowd}
@@ -241,15 +324,23 @@ def report(
         f"turn, {count} sandboxed commands ({commands_s:.3f} s run directly); floor "
         f"{floor_s:.3f} s; steps taken {sorted(steps)}"
     )
-    print("| case | wall s | floor s | ratio |")
+    print(
+        f"the same turns made directly through the SDK, plus the commands: {direct_s:.3f} s "
+        f"(what this machine costs before Genway does anything)"
+    )
+    print("| case | wall s | vs floor | vs direct SDK + commands |")
     print("| --- | --- | --- | --- |")
     print(
-        f"| one run, embedded (SQLite), median of {args.repeats} | {run_s:.3f} | {floor_s:.3f} "
-        f"| {run_s / floor_s:.2f} |"
+        f"| one run, embedded (SQLite), median of {args.repeats} | {run_s:.3f} "
+        f"| {run_s / floor_s:.2f} | {run_s / direct_s:.2f} |"
     )
     print(
         f"| {args.runs} runs at once, 2 workers x {args.concurrency} slots (PostgreSQL + Redis), "
-        f"makespan | {makespan:.3f} | {floor_s:.3f} | {makespan / floor_s:.2f} |"
+        f"makespan | {makespan:.3f} | {makespan / floor_s:.2f} | {makespan / crowd_direct_s:.2f} |"
+    )
+    print(
+        f"the crowd's turns made directly through the SDK from two processes, "
+        f"{args.runs // 2} runs at once each, plus one run's commands: {crowd_direct_s:.3f} s"
     )
     claim = statistics.median(claim_s(job) for job in single)
     print(f"one run: created -> started (claim) median {claim:.3f} s")
@@ -268,8 +359,21 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--pg-url", default=DEFAULT_PG)
     parser.add_argument("--redis-url", default=DEFAULT_REDIS)
+    parser.add_argument("--replay", metavar="URL", help=argparse.SUPPRESS)
+    parser.add_argument("--no-commands", action="store_true", help=argparse.SUPPRESS)
     return parser.parse_args()
 
 
 if __name__ == "__main__":
-    asyncio.run(main(parse_args()))
+    arguments = parse_args()
+    if arguments.replay:
+        replayed = replay_turns(
+            arguments.replay,
+            arguments.steps,
+            not arguments.no_commands,
+            arguments.repeats,
+            arguments.runs,
+        )
+        print(asyncio.run(replayed))
+    else:
+        asyncio.run(main(arguments))
