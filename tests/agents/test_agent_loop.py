@@ -379,3 +379,28 @@ async def test_other_organizations_cannot_reach_a_run_its_plan_or_its_branch(
     assert diff.status_code == 404
     still = await run_of(client, tenant, run["id"])
     assert still["status"] == "PLAN_READY"
+
+
+async def test_search_finds_lines_and_reports_bad_patterns(
+    client: httpx.AsyncClient, tenant: Tenant, fake_openai: FakeOpenAIServer
+):
+    pid = await calc_project(client, tenant)
+    fake_openai.reply(
+        "",
+        tool_calls=[
+            call("search", pattern=r"return a [-+] b"),
+            call("search", pattern="add", path="test_calc.py"),
+            call("search", pattern="("),
+            call("search", pattern="nowhere-to-be-found"),
+        ],
+    )
+    fake_openai.reply("", tool_calls=[call("finish", summary="searched")])
+    run = await start(client, tenant, prompt="Find add", project_id=pid)
+    done = await finished(client, tenant, run["id"])
+    assert done["status"] == "COMPLETE", done
+    found, scoped, invalid, nothing = tool_results(fake_openai.requests[1].body)
+    assert found == "calc.py:2:     return a - b"
+    assert scoped.splitlines()[0] == "test_calc.py:1: from calc import add"
+    assert all(line.startswith("test_calc.py:") for line in scoped.splitlines())
+    assert invalid.startswith("Error: Invalid regular expression")
+    assert nothing == "(no matches)"

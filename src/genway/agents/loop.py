@@ -184,8 +184,7 @@ class AgentLoop:
             start, end = _int(args, "start_line"), _int(args, "end_line")
             return await asyncio.to_thread(space.read_file, _text(args, "path"), start, end)
         if call.name == SEARCH:
-            pattern, path = _text(args, "pattern"), _text(args, "path", "")
-            return await asyncio.to_thread(space.search, pattern, path)
+            return await space.search(_text(args, "pattern"), _text(args, "path", ""))
         if call.name == WRITE_FILE:
             path = _text(args, "path")
             done = await asyncio.to_thread(space.write_file, path, _text(args, "content"))

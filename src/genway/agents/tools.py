@@ -11,10 +11,11 @@ the model, not an error of the run: `ToolError` carries the message it reads.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import shutil
-import subprocess
+import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -30,7 +31,9 @@ from genway.sandbox import (
 
 MAX_LISTED = 1000
 MAX_READ_CHARS = 60_000
+MAX_READ_BYTES = 4 * 1024 * 1024
 MAX_MATCHES = 200
+SEARCH_TIMEOUT_S = 20.0
 MAX_WRITE_BYTES = 1024 * 1024
 SKIPPED_DIRS = frozenset({".git", "__pycache__", "node_modules", ".venv", ".mypy_cache"})
 
@@ -202,7 +205,8 @@ class Workspace:
         self, path: str, start_line: int | None = None, end_line: int | None = None
     ) -> str:
         target = self._existing_file(path)
-        text = target.read_bytes().decode("utf-8", errors="replace")
+        with target.open("rb") as handle:  # a huge file is read only as far as is shown
+            text = handle.read(MAX_READ_BYTES).decode("utf-8", errors="replace")
         lines = text.splitlines()
         first = max(1, start_line or 1)
         last = min(len(lines), end_line or len(lines))
@@ -218,27 +222,45 @@ class Workspace:
             shown.append(line)
         return "\n".join(shown) if shown else "(empty file)"
 
-    def search(self, pattern: str, path: str = "") -> str:
+    async def search(self, pattern: str, path: str = "") -> str:
         try:
-            compiled = re.compile(pattern)
+            re.compile(pattern)
         except re.error as exc:
             raise ToolError(f"Invalid regular expression: {exc}") from exc
         base = self.resolve(path, allow_root=True)
-        if (rg := shutil.which("rg")) is not None:
-            return self._ripgrep(rg, pattern, base)
-        targets = [base] if base.is_file() else self._walk(base)
-        matches: list[str] = []
-        for file in targets:
-            try:
-                text = file.read_bytes().decode("utf-8")
-            except (OSError, UnicodeDecodeError):
-                continue
-            for number, line in enumerate(text.splitlines(), 1):
-                if compiled.search(line):
-                    matches.append(f"{self.relative(file)}:{number}: {line[:300]}")
-                    if len(matches) >= MAX_MATCHES:
-                        return "\n".join(matches) + f"\n... (more than {MAX_MATCHES} matches)"
-        return "\n".join(matches) if matches else "(no matches)"
+        rg = shutil.which("rg")
+        if rg is not None:
+            # ripgrep skips hidden and ignored files and does not follow symlinks by default.
+            command = [rg, "--line-number", "--no-heading", "--color=never", "--max-columns=300"]
+            command += ["--max-filesize=4M", "--regexp", pattern, "--", str(base)]
+        else:
+            command = [sys.executable, "-m", "genway.agents.grep", pattern, str(self.root)]
+            command.append(str(base))
+        lines = await self._matches(command)
+        prefix = f"{self.root}/"
+        matches = [line.removeprefix(prefix) for line in lines[:MAX_MATCHES]]
+        more = f"\n... (more than {MAX_MATCHES} matches)" if len(lines) > MAX_MATCHES else ""
+        return "\n".join(matches) + more if matches else "(no matches)"
+
+    async def _matches(self, command: list[str]) -> list[str]:
+        """Run a search process (killed after SEARCH_TIMEOUT_S); its output lines."""
+        process = await asyncio.create_subprocess_exec(
+            *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        )
+        try:
+            async with asyncio.timeout(SEARCH_TIMEOUT_S):
+                out, err = await process.communicate()
+        except TimeoutError:
+            raise ToolError(
+                f"The search took longer than {SEARCH_TIMEOUT_S:g} s; narrow the pattern or path"
+            ) from None
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+        if process.returncode not in (0, 1):  # 1: nothing found (ripgrep)
+            raise ToolError(f"Search failed: {err.decode(errors='replace')[:500]}")
+        return out.decode(errors="replace").splitlines()
 
     def write_file(self, path: str, content: str) -> str:
         target = self.resolve(path)
@@ -256,7 +278,12 @@ class Workspace:
 
     def edit_file(self, path: str, old_text: str, new_text: str) -> str:
         target = self._existing_file(path)
-        text = target.read_bytes().decode("utf-8", errors="strict")
+        if target.stat().st_size > MAX_WRITE_BYTES:
+            raise ToolError(f"'{path}' is larger than 1 MiB; it cannot be edited here")
+        try:
+            text = target.read_bytes().decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ToolError(f"'{path}' is not UTF-8 text") from exc
         if not old_text:
             raise ToolError("old_text is empty; use write_file to write a whole file")
         count = text.count(old_text)
@@ -292,19 +319,6 @@ class Workspace:
 
     # -- helpers -----------------------------------------------------------------------------
 
-    def _ripgrep(self, rg: str, pattern: str, base: Path) -> str:
-        # ripgrep skips hidden and ignored files and does not follow symlinks by default.
-        command = [rg, "--line-number", "--no-heading", "--color=never", "--max-columns=300"]
-        command += ["--regexp", pattern, "--", str(base)]
-        done = subprocess.run(command, capture_output=True, timeout=30, check=False)  # noqa: S603
-        if done.returncode == 2:
-            raise ToolError(f"Search failed: {done.stderr.decode(errors='replace')[:500]}")
-        lines = done.stdout.decode(errors="replace").splitlines()
-        prefix = f"{self.root}/"
-        matches = [line.removeprefix(prefix) for line in lines[:MAX_MATCHES]]
-        more = f"\n... (more than {MAX_MATCHES} matches)" if len(lines) > MAX_MATCHES else ""
-        return "\n".join(matches) + more if matches else "(no matches)"
-
     def _existing_file(self, path: str) -> Path:
         target = self.resolve(path)
         if not target.exists():
@@ -312,13 +326,6 @@ class Workspace:
         if not target.is_file():
             raise ToolError(f"'{path}' is not a file")
         return target
-
-    def _walk(self, base: Path) -> list[Path]:
-        files: list[Path] = []
-        for directory, dirs, names in os.walk(base):
-            dirs[:] = sorted(d for d in dirs if d not in SKIPPED_DIRS)
-            files.extend(Path(directory) / name for name in sorted(names))
-        return [f for f in files if not f.is_symlink()]
 
     @staticmethod
     def _write(target: Path, data: bytes) -> None:
