@@ -21,7 +21,14 @@ from genway.agents.plans import AWAITING, plans_of, store_plan, waiting_s
 from genway.agents.recording import EventRecorder
 from genway.agents.schemas import AgentRunInput
 from genway.agents.system_prompts import Task, system_prompt
-from genway.agents.tools import ToolError, Workspace, plan_specs, work_specs
+from genway.agents.tools import (
+    COMMAND_ENV,
+    ToolError,
+    Workspace,
+    command_limits,
+    plan_specs,
+    work_specs,
+)
 from genway.engines.llm.providers import ChatMessage, LLMError, Message, ToolsUnsupported
 from genway.engines.llm.router import ModelRouter
 from genway.jobs.events import EventType
@@ -35,7 +42,7 @@ from genway.projects.workspaces import (
     open_worktree,
     remove_worktree,
 )
-from genway.sandbox import SandboxLimits, sandbox_unavailable_reason
+from genway.sandbox import sandbox_unavailable_reason
 from genway.worker.context import JobContext, JobDeferred, JobFailed, until_cancelled
 
 AUTHOR_EMAIL = "agent@genway.invalid"
@@ -249,20 +256,12 @@ class ProjectRun:
         return conversation([t.model_dump() for t in self.spec.history], message)
 
     def _workspace(self, worktree: Worktree, options: ProjectOptions) -> Workspace:
-        settings = self.ctx.worker.settings
-        limits = SandboxLimits(
-            timeout_s=settings.agent_command_timeout_s,
-            cpu_s=max(1, int(settings.agent_command_timeout_s)),
-            memory_bytes=settings.agent_command_memory_mb * 1024 * 1024,
-            network=options.network,
-        )
+        limits = command_limits(self.ctx.worker.settings, network=options.network)
 
         def stream(text: str) -> None:
             self.recorder.event(self.job.id, self.job.org_id, EventType.LOG, {"text": text})
 
-        # Without a .gitignore, bytecode from a test run would land in the run's commit.
-        env = {"PYTHONDONTWRITEBYTECODE": "1"}
-        return Workspace(worktree.path, limits, env=env, on_output=stream)
+        return Workspace(worktree.path, limits, env=dict(COMMAND_ENV), on_output=stream)
 
     def _loop(self, space: Workspace, task: Task) -> AgentLoop:
         settings = self.ctx.worker.settings

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from genway.config import Settings
 from genway.engines.llm.providers import ToolSpec
 from genway.sandbox import (
     SandboxLimits,
@@ -142,6 +143,18 @@ def plan_specs() -> list[ToolSpec]:
 
 
 OutputSink = Callable[[str], Awaitable[None] | None]
+# Without a .gitignore, bytecode from a test run would land in the run's commit.
+COMMAND_ENV = {"PYTHONDONTWRITEBYTECODE": "1"}
+
+
+def command_limits(settings: Settings, *, network: bool) -> SandboxLimits:
+    """The sandbox limits of an agent's commands, from settings (network: the project's)."""
+    return SandboxLimits(
+        timeout_s=settings.agent_command_timeout_s,
+        cpu_s=max(1, int(settings.agent_command_timeout_s)),
+        memory_bytes=settings.agent_command_memory_mb * 1024 * 1024,
+        network=network,
+    )
 
 
 @dataclass

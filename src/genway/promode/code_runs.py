@@ -24,7 +24,7 @@ from genway.agents.loop import AgentLoop, LoopLimits
 from genway.agents.project_run import ProjectOptions
 from genway.agents.recording import EventRecorder
 from genway.agents.system_prompts import Task, system_prompt
-from genway.agents.tools import Workspace, work_specs
+from genway.agents.tools import COMMAND_ENV, Workspace, command_limits, work_specs
 from genway.config import Settings
 from genway.engines.llm.providers import ToolsUnsupported
 from genway.engines.llm.router import ModelRouter
@@ -37,7 +37,6 @@ from genway.projects.workspaces import commit_worktree, open_worktree, remove_wo
 from genway.promode.schemas import InstanceInput
 from genway.promode.steps import Answer, agent_role, generate
 from genway.promode.tournament import Entrant
-from genway.sandbox import SandboxLimits
 from genway.worker.context import JobContext, JobFailed
 
 T = TypeVar("T")
@@ -274,20 +273,12 @@ class CodeRunner:
         return Answer(text, model, branch=order.branch, commit=head)
 
     def _workspace(self, ref: JobRef, root: Path) -> CommandLog:
-        settings = self.settings
-        limits = SandboxLimits(
-            timeout_s=settings.agent_command_timeout_s,
-            cpu_s=max(1, int(settings.agent_command_timeout_s)),
-            memory_bytes=settings.agent_command_memory_mb * 1024 * 1024,
-            network=self.network,
-        )
+        limits = command_limits(self.settings, network=self.network)
 
         def stream(text: str) -> None:
             self.recorder.event(ref.job_id, ref.org_id, EventType.LOG, {"text": text})
 
-        # Without a .gitignore, bytecode from a test run would land in the run's commit.
-        env = {"PYTHONDONTWRITEBYTECODE": "1"}
-        return CommandLog(root, limits, env=env, on_output=stream)
+        return CommandLog(root, limits, env=dict(COMMAND_ENV), on_output=stream)
 
 
 async def code_runner(

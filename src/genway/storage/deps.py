@@ -8,19 +8,17 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.responses import FileResponse
 from starlette.datastructures import UploadFile
-from starlette.types import Message
 
 from genway.auth.deps import SettingsDep
 from genway.config import Settings
 from genway.errors import InvalidInput, PayloadTooLarge
+from genway.kit.multipart import MULTIPART_OVERHEAD, bounded_body, replayed
 from genway.storage.blobs import BlobStore
 from genway.storage.images import UnsupportedMediaType
 from genway.storage.models import Artifact
 from genway.storage.service import ArtifactNotFound, UploadedFile
 from genway.storage.signing import UrlSigner
 
-# Room for the multipart boundaries, headers and small form fields around the file itself.
-MULTIPART_OVERHEAD = 64 * 1024
 FILE_FIELDS = ("file", "image")
 
 
@@ -49,36 +47,14 @@ def public_base(request: Request, settings: Settings) -> str:
     return (settings.public_url or str(request.base_url)).rstrip("/")
 
 
-async def _bounded_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"The upload exceeds the {limit - MULTIPART_OVERHEAD}-byte limit")
-    chunks: list[bytes] = []
-    received = 0
-    async for chunk in request.stream():
-        received += len(chunk)
-        if received > limit:
-            raise PayloadTooLarge(f"The upload exceeds the {limit - MULTIPART_OVERHEAD}-byte limit")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 async def read_multipart(request: Request, max_bytes: int) -> tuple[UploadedFile, dict[str, str]]:
     """The file (field `file` or `image`) and the text fields of a multipart request, reading at
     most `max_bytes` of file. Raises PayloadTooLarge, UnsupportedMediaType, InvalidInput."""
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         raise UnsupportedMediaType("Send the file as multipart/form-data")
-    body = await _bounded_body(request, max_bytes + MULTIPART_OVERHEAD)
-    sent = False
-
-    async def replay() -> Message:
-        nonlocal sent
-        if sent:
-            return {"type": "http.disconnect"}
-        sent = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    async with Request(request.scope, replay).form(max_files=1, max_fields=20) as form:
+    too_big = f"The upload exceeds the {max_bytes}-byte limit"
+    body = await bounded_body(request, max_bytes + MULTIPART_OVERHEAD, too_big)
+    async with replayed(request, body).form(max_files=1, max_fields=20) as form:
         fields = {k: v for k, v in form.multi_items() if isinstance(v, str)}
         upload = next(
             (form[name] for name in FILE_FIELDS if isinstance(form.get(name), UploadFile)), None
