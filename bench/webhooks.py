@@ -325,6 +325,8 @@ def genway_env(args: argparse.Namespace, data_dir: str) -> dict[str, str]:
         "GENWAY_LEASE_S": LEASE_S,
         "GENWAY_WEBHOOK_ALLOW_PRIVATE": "true",
         "GENWAY_WEBHOOK_ALLOW_HTTP": "true",
+        # One organization holds all the subscribers of part 2 (the default cap is 100).
+        "GENWAY_MAX_STREAMS_PER_ORG": str(args.subscribers + 100),
     }
 
 

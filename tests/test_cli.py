@@ -42,7 +42,8 @@ def test_orgs_create_json_prints_a_working_key(cli_env: Settings):
     result = invoke("orgs", "create", "--name", "acme", "--owner-email", "o@acme.io", "--json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert set(data) == {"organization_id", "user_id", "api_key"}
+    assert set(data) == {"organization_id", "name", "user_id", "api_key"}
+    assert data["name"] == "acme"
     assert isinstance(data["organization_id"], int) and data["api_key"].startswith("gw_")
     response = get_me(cli_env, data["api_key"])
     assert response.status_code == 200 and response.json()["email"] == "o@acme.io"
@@ -87,7 +88,11 @@ def test_users_create_with_password_from_stdin(cli_env: Settings):
 @pytest.mark.parametrize(
     ("args", "stdin", "message"),
     [
-        (("orgs", "create", "--name", "Bad Name", "--owner-email", "x@y.io"), None, "name"),
+        (
+            ("orgs", "create", "--name", "X", "--slug", "Bad Slug", "--owner-email", "x@y.io"),
+            None,
+            "slug",
+        ),
         (("keys", "create", "--org", "999", "--email", "nobody@x.io"), None, "No user"),
         (("users", "create", "--email", "not-an-email"), None, "valid email"),
         (("users", "create", "--email", "s@x.io", "--password-stdin"), "short\n", "at least"),
@@ -99,6 +104,17 @@ def test_cli_errors_are_one_clear_line(cli_env: Settings, args, stdin, message):
     assert result.exit_code == 1
     assert message in result.output
     assert "Traceback" not in result.output
+
+
+def test_orgs_create_takes_a_display_name_and_derives_a_free_slug(cli_env: Settings):
+    names = []
+    for _ in range(2):
+        result = invoke(
+            "orgs", "create", "--name", "Acme Inc.", "--owner-email", "o@acme.io", "--json"
+        )
+        assert result.exit_code == 0, result.output
+        names.append(json.loads(result.stdout)["name"])
+    assert names == ["acme-inc", "acme-inc-2"]
 
 
 def test_duplicate_org_name_fails(cli_env: Settings):

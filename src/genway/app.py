@@ -32,6 +32,7 @@ from genway.observability.metrics import Metrics
 from genway.observability.middleware import RequestContextMiddleware
 from genway.observability.routes import router as observability_router
 from genway.orgevents.routes import router as org_events_router
+from genway.orgs.invitation_routes import router as invitations_router
 from genway.orgs.routes import router as orgs_router
 from genway.projects.legacy_routes import seed002_router as legacy_projects_router
 from genway.projects.legacy_routes import seed004_router as api_projects_router
@@ -40,6 +41,7 @@ from genway.promode.routes import router as promode_router
 from genway.ratelimit.limiter import RateLimiter
 from genway.ratelimit.middleware import RateLimitHeadersMiddleware
 from genway.ratelimit.routes import router as usage_router
+from genway.realtime.guard import StreamRegistry
 from genway.storage.routes import router as storage_router
 from genway.webhooks.routes import router as webhooks_router
 from genway.worker.runner import running_worker
@@ -70,6 +72,9 @@ def create_app(settings: Settings | None = None, *, freeze_heap: bool = False) -
             app.state.limiter = RateLimiter.from_settings(settings, metrics.ratelimit_errors)
             app.state.principal_cache = PrincipalCache.for_runtime(
                 rt.database, rt.broadcaster, settings
+            )
+            app.state.streams = StreamRegistry.for_runtime(
+                rt.database, rt.broadcaster, settings, app.state.principal_cache
             )
             app.state.request_meter = rt.usage
             if not settings.embedded_worker:
@@ -104,6 +109,7 @@ def create_app(settings: Settings | None = None, *, freeze_heap: bool = False) -
     for router in (
         auth_router,
         orgs_router,
+        invitations_router,
         keys_router,
         legacy_jobs_router,
         jobs_ws_router,

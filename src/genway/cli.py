@@ -63,6 +63,16 @@ def checked(call: Callable[[], T]) -> T:
         raise fail(f"cannot reach the database: {exc}") from None
 
 
+def require_email(email: str) -> None:
+    """Exit with one clear line unless `email` is a syntactically valid address."""
+    from genway.kit.email import check_email
+
+    try:
+        check_email(email)
+    except ValueError as exc:
+        raise fail(f"'{email}' is not a valid email address: {exc}") from None
+
+
 def run(coro_factory: Callable[[], Awaitable[T]]) -> T:
     return checked(lambda: asyncio.run(coro_factory()))  # type: ignore[arg-type]
 
@@ -168,38 +178,44 @@ def serve(
 
 @orgs_app.command("create")
 def orgs_create(
-    name: Annotated[str, typer.Option(help="Organization name (lower-case slug)")],
+    name: Annotated[
+        str, typer.Option(help="A display name (a slug is derived) or a lower-case slug")
+    ],
     owner_email: Annotated[str, typer.Option(help="Owner's email; the user is created if new")],
     tier: Annotated[Tier, typer.Option(help="Tier")] = Tier.FREE,
+    slug: Annotated[str | None, typer.Option(help="The unique slug, when you choose it")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
     """Create an organization with an owner and an owner API key."""
     from genway.keys.service import create_api_key
-    from genway.orgs.service import (
-        create_organization,
-        create_user,
-        get_user_by_email,
-        validate_org_name,
-    )
+    from genway.orgs.service import create_organization, create_user, get_user_by_email, org_naming
 
-    checked(lambda: validate_org_name(name))
+    require_email(owner_email)
 
     async def work(session: Any) -> dict[str, Any]:
+        unique, display_name = await org_naming(session, name, slug, None)
         owner = await get_user_by_email(session, owner_email) or await create_user(
             session, owner_email
         )
-        org = await create_organization(session, name, owner, tier=tier)
+        org = await create_organization(
+            session, unique, owner, tier=tier, display_name=display_name
+        )
         _key, secret = await create_api_key(
             session, org_id=org.id, user_id=owner.id, maker_role=Role.OWNER, name="owner"
         )
-        return {"organization_id": org.id, "user_id": owner.id, "api_key": secret}
+        return {
+            "organization_id": org.id,
+            "name": org.name,
+            "user_id": owner.id,
+            "api_key": secret,
+        }
 
     data = run(lambda: with_session(Settings(), work))
     emit(
         data,
         as_json,
-        f"organization {data['organization_id']} created; owner user {data['user_id']}; "
-        f"API key (shown once): {data['api_key']}",
+        f"organization {data['organization_id']} ('{data['name']}') created; owner user "
+        f"{data['user_id']}; API key (shown once): {data['api_key']}",
     )
 
 
@@ -245,15 +261,10 @@ def users_create(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
 ) -> None:
     """Create a user (optionally with a password read from stdin)."""
-    from pydantic import EmailStr, TypeAdapter, ValidationError
-
     from genway.auth.service import check_password_strength
     from genway.orgs.service import create_user
 
-    try:
-        TypeAdapter(EmailStr).validate_python(email)
-    except ValidationError:
-        raise fail(f"'{email}' is not a valid email address") from None
+    require_email(email)
     settings = Settings()
     password = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
     if password is not None:

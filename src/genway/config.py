@@ -57,6 +57,11 @@ class Settings(BaseSettings):
     # With several processes (Redis): how long an API key's principal may be served from a
     # process's cache if news of a revocation were lost; normally it arrives in milliseconds.
     auth_cache_max_age_s: float = Field(default=5.0, ge=0)
+    # Open WebSockets and SSE streams: how many one organization may hold (across processes
+    # with Redis), and how often each re-checks its credential when no news of auth changes
+    # reaches this process (PostgreSQL without Redis).
+    max_streams_per_org: int = Field(default=100, ge=1)
+    stream_recheck_s: float = Field(default=1.0, gt=0, le=60)
 
     login_failures_per_minute: int = Field(default=10, ge=1)
     ratelimit_enabled: bool = True

@@ -7,7 +7,7 @@ from genway.jobs.models import Job, JobEvent
 from genway.keys.models import APIKey
 from genway.notifications.models import Notification, NotificationPreference, OutboundEmail
 from genway.orgevents.models import OrgEvent
-from genway.orgs.models import Membership, Organization, User
+from genway.orgs.models import Invitation, Membership, Organization, User
 from genway.projects.models import FileRevision, Project, ProjectFile
 from genway.ratelimit.models import UsageCounter
 from genway.storage.models import Artifact
@@ -24,6 +24,7 @@ __all__ = [
     "Artifact",
     "Base",
     "FileRevision",
+    "Invitation",
     "Job",
     "JobEvent",
     "LoginSession",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import httpx
 from sqlalchemy import select, update
@@ -99,6 +99,32 @@ async def test_expired_key_is_refused(client: httpx.AsyncClient, tenant: Tenant,
         await session.commit()
     after = await client.get("/v1/users/me", headers=bearer(secret))
     assert after.status_code == 401 and "expired" in after.json()["detail"]
+
+
+async def test_key_lifetime_is_the_requested_number_of_days(
+    client: httpx.AsyncClient, tenant: Tenant
+):
+    for days in (1, 30):
+        before = utcnow()
+        created = await client.post(
+            f"/v1/organizations/{tenant.org_id}/api-keys",
+            json={"name": f"{days}d", "expires_in_days": days},
+            headers=tenant.headers,
+        )
+        after = utcnow()
+        assert created.status_code == 201, created.text
+        expires_at = datetime.fromisoformat(created.json()["expires_at"])
+        slack = timedelta(seconds=1)  # stored timestamps may lose sub-second precision
+        lifetime = timedelta(days=days)
+        assert before + lifetime - slack <= expires_at <= after + lifetime + slack, expires_at
+        secret = created.json()["api_key"]
+        assert (await client.get("/v1/users/me", headers=bearer(secret))).status_code == 200
+    forever = await client.post(
+        f"/v1/organizations/{tenant.org_id}/api-keys",
+        json={"name": "forever"},
+        headers=tenant.headers,
+    )
+    assert forever.status_code == 201 and forever.json()["expires_at"] is None
 
 
 async def test_last_used_is_recorded(client: httpx.AsyncClient, tenant: Tenant):

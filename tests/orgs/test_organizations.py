@@ -62,16 +62,19 @@ async def test_members_add_change_remove_and_last_owner(client: httpx.AsyncClien
         "/api/v1/auth/register", json={"email": "joiner@example.com", "password": PASSWORD}
     )
     joiner_id = registered.json()["id"]
-    added = await client.post(
+    invited = await client.post(
         base, json={"email": "joiner@example.com", "role": "viewer"}, headers=tenant.headers
     )
-    assert added.status_code == 201 and added.json()["role"] == "viewer"
+    assert invited.status_code == 202 and invited.json()["role"] == "viewer"
+    tokens = await login(client, "joiner@example.com")
+    accepted = await client.post(
+        f"/v1/users/me/invitations/{invited.json()['id']}/accept",
+        headers=bearer(tokens["access_token"]),
+    )
+    assert accepted.status_code == 200 and accepted.json()["status"] == "accepted"
     again = await client.post(base, json={"email": "joiner@example.com"}, headers=tenant.headers)
     assert again.status_code == 409
-    unknown = await client.post(base, json={"email": "nobody@example.com"}, headers=tenant.headers)
-    assert unknown.status_code == 404 and "register" in unknown.json()["detail"]
 
-    tokens = await login(client, "joiner@example.com")
     users = await client.get(
         f"/v1/organizations/{tenant.org_id}/users", headers=bearer(tokens["access_token"])
     )
@@ -155,8 +158,27 @@ async def test_logged_in_user_creates_an_organization(client: httpx.AsyncClient)
     assert members.json()["items"][0]["role"] == "owner"
     taken = await client.post("/v1/organizations", json={"name": "founders"}, headers=headers)
     assert taken.status_code == 409
-    invalid = await client.post("/v1/organizations", json={"name": "Bad Name!"}, headers=headers)
+    invalid = await client.post(
+        "/v1/organizations", json={"name": "X", "slug": "Bad Slug!"}, headers=headers
+    )
     assert invalid.status_code == 422
+    # A display name is welcome: a free slug is derived from it, or given separately.
+    slugs = []
+    for body in (
+        {"name": "Acme Inc."},
+        {"name": "Acme Inc."},
+        {"name": "Ünïcode Café"},
+        {"name": "Acme Labs", "slug": "acme-labs-eu"},
+    ):
+        made = await client.post("/v1/organizations", json=body, headers=headers)
+        assert made.status_code == 201, made.text
+        assert made.json()["display_name"] == body["name"]
+        slugs.append(made.json()["name"])
+    assert slugs == ["acme-inc", "acme-inc-2", "unicode-cafe", "acme-labs-eu"]
+    taken_slug = await client.post(
+        "/v1/organizations", json={"name": "Other", "slug": "acme-inc"}, headers=headers
+    )
+    assert taken_slug.status_code == 409
 
 
 async def test_codegen_official_client_lists_orgs_and_users(server: str, tenant: Tenant):

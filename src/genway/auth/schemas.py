@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from pydantic import EmailStr, Field
+from pydantic import Field
 
 from genway.auth.permissions import Role
+from genway.kit.email import EmailAddress
 from genway.kit.schemas import RequestModel, ResponseModel
 from genway.orgs.schemas import UserResponse
 
 
 class RegisterRequest(RequestModel):
-    email: EmailStr
+    email: EmailAddress
     password: str = Field(max_length=1024)
     full_name: str | None = Field(default=None, max_length=200)
 

@@ -14,10 +14,13 @@ from sqlalchemy import select
 from genway.auth.deps import CallerOrgReader, OrgContext, SettingsDep, authenticate, require
 from genway.auth.permissions import Action
 from genway.auth.principal import AuthMethod
+from genway.auth.service import ensure_org_active
+from genway.auth.streams import StreamAccess
 from genway.db import SessionDep
 from genway.errors import GenwayError, InvalidInput
 from genway.jobs import service
 from genway.jobs.deps import admitted, submitter
+from genway.jobs.models import Job
 from genway.jobs.routes import IdempotencyKey, job_response
 from genway.jobs.schemas import (
     JOB_OPTIONS,
@@ -29,7 +32,9 @@ from genway.jobs.schemas import (
 )
 from genway.jobs.states import JobStatus
 from genway.kit.schemas import Id
-from genway.orgs.models import Membership
+from genway.orgs.models import Membership, Organization
+from genway.ratelimit.enforce import enforce_request_limits
+from genway.realtime.guard import guarded, websocket_close_reason
 from genway.realtime.streams import job_event_stream
 from genway.storage.deps import BlobStoreDep, file_response
 from genway.storage.service import first_image
@@ -149,6 +154,7 @@ async def cancel_job(
 WS_UNAUTHORIZED = 4401
 WS_FORBIDDEN = 4403
 WS_NOT_FOUND = 4404
+WS_TOO_MANY = 4429
 
 
 async def refuse(websocket: WebSocket, code: int, reason: str) -> None:
@@ -176,44 +182,64 @@ async def job_websocket(
     websocket: WebSocket, job_id: Id, after: Annotated[int, Query(ge=0)] = 0
 ) -> None:
     """JSON events of one job: replay after `?after=N`, then live; closes when the job ends
-    (1000), or with 4401 (bad credentials) / 4404 (no such job in the caller's organization)."""
+    (1000), or with 4401 (bad or revoked credentials) / 4403 (suspended, no longer a member) /
+    4404 (no such job in the caller's organization) / 4429 (rate limit, too many streams)."""
     app = websocket.app
     try:
-        principal = await authenticate(
-            websocket, websocket_credential(websocket), app.state.settings
-        )
-        async with app.state.db.sessions() as session:
-            if principal.method is AuthMethod.API_KEY:
-                assert principal.key_org is not None
-                org_ids = [principal.key_org.id]
-            else:
-                org_ids = list(
-                    await session.scalars(
-                        select(Membership.org_id).where(Membership.user_id == principal.user_id)
-                    )
-                )
-            job = None
-            for org_id in org_ids:
-                try:
-                    job = await service.get_job(session, org_id, job_id)
-                    break
-                except service.JobNotFound:
-                    continue
+        found = await _job_stream_access(websocket, job_id)
+        guard = await app.state.streams.open(found[0]) if found is not None else None
     except GenwayError as exc:
-        code = WS_FORBIDDEN if exc.status_code == 403 else WS_UNAUTHORIZED
-        await refuse(websocket, code, str(exc.detail))
+        code = {403: WS_FORBIDDEN, 429: WS_TOO_MANY}.get(exc.status_code, WS_UNAUTHORIZED)
+        await refuse(websocket, code, websocket_close_reason(exc))
         return
-    if job is None:
+    if found is None or guard is None:
         await refuse(websocket, WS_NOT_FOUND, f"Job {job_id} not found")
         return
-    await websocket.accept()
-    stream = job_event_stream(app.state.db, app.state.broadcaster, job.id, job.org_id, after)
+    job = found[1]
     try:
-        async for event in stream:
+        await websocket.accept()
+        stream = job_event_stream(app.state.db, app.state.broadcaster, job.id, job.org_id, after)
+        async for event in guarded(guard, stream):
             if event is None:
                 await websocket.send_json({"type": "keepalive"})
                 continue
             await websocket.send_json(event)
-        await websocket.close(code=1000, reason="job finished")
+        if guard.lost is not None:
+            await websocket.close(code=guard.lost.code, reason=guard.lost.reason)
+        else:
+            await websocket.close(code=1000, reason="job finished")
     except WebSocketDisconnect:
         return
+    finally:
+        await app.state.streams.close(guard)
+
+
+async def _job_stream_access(websocket: WebSocket, job_id: int) -> tuple[StreamAccess, Job] | None:
+    """The caller's access to the organization of job `job_id`, and the job; None when none of
+    the caller's organizations has it. Raises Unauthorized, Forbidden, TooManyRequests."""
+    app = websocket.app
+    credential = websocket_credential(websocket)
+    principal = await authenticate(websocket, credential, app.state.settings)
+    async with app.state.db.sessions() as session:
+        if principal.method is AuthMethod.API_KEY:
+            assert principal.key_org is not None
+            orgs = [principal.key_org]
+        else:
+            orgs = list(
+                await session.scalars(
+                    select(Organization)
+                    .join(Membership, Membership.org_id == Organization.id)
+                    .where(Membership.user_id == principal.user_id)
+                    .order_by(Membership.id)
+                )
+            )
+        for org in orgs:
+            try:
+                job = await service.get_job(session, org.id, job_id)
+            except service.JobNotFound:
+                continue
+            ensure_org_active(org)
+            await enforce_request_limits(websocket, org, principal.user_id)
+            return StreamAccess(credential or "", principal, org), job
+    await enforce_request_limits(websocket, principal.key_org, principal.user_id)
+    return None

@@ -10,6 +10,7 @@ from fastapi.responses import StreamingResponse
 
 from genway.auth.deps import OrgContext, OrgReader, SettingsDep, require
 from genway.auth.permissions import Action
+from genway.auth.streams import stream_access
 from genway.db import SessionDep
 from genway.jobs import service
 from genway.jobs.deps import admitted, submitter
@@ -18,6 +19,7 @@ from genway.jobs.schemas import CancelResponse, JobCreate, JobPage, JobResponse
 from genway.jobs.states import JobStatus
 from genway.kit import fastjson
 from genway.kit.schemas import Id, UtcDatetime
+from genway.realtime.guard import GuardedStreamingResponse
 from genway.realtime.streams import job_event_stream
 
 router = APIRouter(prefix="/v1/organizations/{org_id}/jobs", tags=["jobs"])
@@ -114,10 +116,12 @@ async def stream_job_events(
     after: Annotated[int | None, Query(ge=0, description="Replay events after this seq")] = None,
 ) -> StreamingResponse:
     """Server-Sent Events: every event after `Last-Event-ID` (or `after`), then live ones; the
-    stream ends after the job's final status."""
+    stream ends after the job's final status, or once the caller's credential stops granting
+    access (a revoked key, a removed member, a suspended organization)."""
     job = await service.get_job(session, context.org_id, job_id)
     start = after if after is not None else _parse_last_event_id(last_event_id)
     await session.close()  # the stream may last hours; do not hold a connection for it
+    guard = await request.app.state.streams.open(stream_access(request, context))
 
     async def body() -> AsyncIterator[str]:
         stream = job_event_stream(
@@ -126,11 +130,7 @@ async def stream_job_events(
         async for event in stream:
             yield sse_format(event)
 
-    return StreamingResponse(
-        body(),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    return GuardedStreamingResponse(body(), guard)
 
 
 def _parse_last_event_id(value: str | None) -> int:

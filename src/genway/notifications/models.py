@@ -18,6 +18,7 @@ class NotificationKind(StrEnum):
     KEY_EXPIRING = "key_expiring"
     WEBHOOK_DISABLED = "webhook_disabled"
     JOB_FAILED = "job_failed"
+    INVITATION = "invitation"  # in-app only: an invitation to join an organization
 
     @property
     def category(self) -> Category:

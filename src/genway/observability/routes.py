@@ -1,4 +1,4 @@
-"""`/health` (process and database) and `/metrics` (Prometheus)."""
+"""`/health` (process, database and engines) and `/metrics` (Prometheus)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from sqlalchemy import text
 from genway import __version__
 from genway.admin.service import collect_stats
 from genway.db import Database
+from genway.engines.llm.runtime import llm_health
 from genway.errors import Unauthorized
 
 router = APIRouter(tags=["health"])
@@ -40,16 +41,19 @@ async def liveness() -> dict[str, str]:
 @router.get("/health")
 async def health(request: Request) -> JSONResponse:
     """503 when the database is down. With the database up it is 200, and `status` is
-    "degraded" while an engine has no healthy backend (jobs for it wait in the queue)."""
+    "degraded" while a configured engine has no healthy backend (jobs for it wait in the
+    queue); an engine that is not configured reports "not_configured" and degrades nothing."""
     checks: dict[str, Any] = {"database": await check_database(request.app.state.db)}
     healthy = all(check["status"] == "ok" for check in checks.values())
     body = {"status": "ok" if healthy else "unavailable", "version": __version__, "checks": checks}
+    engines: dict[str, dict[str, Any]] = {}
     comfyui = getattr(request.app.state, "comfyui", None)
     if comfyui is not None:
-        engine = comfyui.health()
-        body["engines"] = {"comfyui": engine}
-        if healthy and engine["status"] != "ok":
-            body["status"] = "degraded"
+        engines["comfyui"] = comfyui.health()
+    engines["llm"] = llm_health(request.app.state.settings)
+    body["engines"] = engines
+    if healthy and any(engine["status"] == "degraded" for engine in engines.values()):
+        body["status"] = "degraded"
     return JSONResponse(body, status_code=200 if healthy else 503)
 
 

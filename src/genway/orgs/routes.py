@@ -15,7 +15,6 @@ from genway.kit.pagination import Page, PageDep
 from genway.kit.schemas import Id
 from genway.orgs import service
 from genway.orgs.schemas import (
-    MemberAdd,
     MemberResponse,
     MemberUpdate,
     OrganizationCreate,
@@ -64,8 +63,9 @@ async def create_organization(
             "Creating an organization needs a user login; an API key acts only in its own "
             "organization"
         )
+    slug, display_name = await service.org_naming(session, body.name, body.slug, body.display_name)
     org = await service.create_organization(
-        session, body.name, principal.user, display_name=body.display_name
+        session, slug, principal.user, display_name=display_name
     )
     return OrganizationResponse.model_validate(org)
 
@@ -111,18 +111,6 @@ async def list_members(
 ) -> Page[MemberResponse]:
     members, total = await service.list_members(session, context.org_id, page)
     return Page.build([_member(m) for m in members], total, page)
-
-
-@router.post(
-    "/v1/organizations/{org_id}/members",
-    response_model=MemberResponse,
-    status_code=status.HTTP_201_CREATED,
-)
-async def add_member(
-    body: MemberAdd, context: MemberManager, session: SessionDep
-) -> MemberResponse:
-    member = await service.add_member(session, context.org_id, context.role, body.email, body.role)
-    return _member(member)
 
 
 @router.get("/v1/organizations/{org_id}/members/{user_id}", response_model=MemberResponse)

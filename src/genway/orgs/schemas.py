@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import EmailStr, Field
+from pydantic import Field
 
 from genway.auth.permissions import Role
+from genway.kit.email import EmailAddress
 from genway.kit.schemas import RequestModel, ResponseModel
 from genway.orgs.models import Tier
 
@@ -40,7 +41,15 @@ class OrganizationResponse(ResponseModel):
 
 
 class OrganizationCreate(RequestModel):
-    name: str = Field(pattern=ORG_NAME_PATTERN, description="Lower-case slug, unique")
+    name: str = Field(
+        min_length=1,
+        max_length=200,
+        description="A display name (`Acme Inc`; a unique slug is derived from it) or a "
+        "lower-case slug (`acme`, used as is)",
+    )
+    slug: str | None = Field(
+        default=None, pattern=ORG_NAME_PATTERN, description="The unique slug, when you choose it"
+    )
     display_name: str | None = Field(default=None, min_length=1, max_length=200)
 
 
@@ -63,10 +72,21 @@ class MemberResponse(ResponseModel):
     joined_at: datetime
 
 
-class MemberAdd(RequestModel):
-    email: EmailStr
+class MemberUpdate(RequestModel):
+    role: Role
+
+
+class InvitationCreate(RequestModel):
+    email: EmailAddress
     role: Role = Role.MEMBER
 
 
-class MemberUpdate(RequestModel):
+class InvitationResponse(ResponseModel):
+    id: int
+    org_id: int
+    organization: str = Field(description="The organization's display name")
+    email: str
     role: Role
+    status: str
+    created_at: datetime
+    expires_at: datetime

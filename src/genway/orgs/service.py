@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import Select, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from genway.auth.passwords import hash_password
@@ -191,28 +192,9 @@ async def get_member(session: AsyncSession, org_id: int, user_id: int) -> Member
     return Member(row[0], row[1])
 
 
-def _check_can_grant(actor_role: Role, role: Role) -> None:
+def check_can_grant(actor_role: Role, role: Role) -> None:
     if role.rank > actor_role.rank:
         raise Forbidden(f"Role '{actor_role}' cannot grant the '{role}' role")
-
-
-async def add_member(
-    session: AsyncSession, org_id: int, actor_role: Role, email: str, role: Role
-) -> Member:
-    """Add an existing user by email. Raises UserNotFound, Conflict, Forbidden."""
-    _check_can_grant(actor_role, role)
-    user = await get_user_by_email(session, email)
-    if user is None:
-        raise UserNotFound(f"No user with email {normalize_email(email)}; they must register first")
-    existing = await session.scalar(
-        select(Membership).where(Membership.org_id == org_id, Membership.user_id == user.id)
-    )
-    if existing is not None:
-        raise Conflict(f"{user.email} is already a member of this organization")
-    membership = Membership(org_id=org_id, user_id=user.id, role=role)
-    session.add(membership)
-    await session.flush()
-    return Member(user, membership)
 
 
 async def _owner_count(session: AsyncSession, org_id: int) -> int:
@@ -239,8 +221,8 @@ async def change_member_role(
     """Change a member's role. Raises UserNotFound, Forbidden, LastOwner."""
     member = await get_member(session, org_id, user_id)
     current = Role(member.membership.role)
-    _check_can_grant(actor_role, role)
-    _check_can_grant(actor_role, current)
+    check_can_grant(actor_role, role)
+    check_can_grant(actor_role, current)
     if (
         current is Role.OWNER
         and role is not Role.OWNER
@@ -256,15 +238,44 @@ async def remove_member(session: AsyncSession, org_id: int, actor_role: Role, us
     """Remove a member (their keys in this org stop working). Raises UserNotFound, LastOwner."""
     member = await get_member(session, org_id, user_id)
     current = Role(member.membership.role)
-    _check_can_grant(actor_role, current)
+    check_can_grant(actor_role, current)
     if current is Role.OWNER and await _owner_count(session, org_id) <= 1:
         raise LastOwner("The last owner cannot be removed")
     await session.delete(member.membership)
     await session.flush()
 
 
-def validate_org_name(name: str) -> str:
-    """Raises InvalidInput unless `name` is a lower-case slug."""
-    if not re.match(ORG_NAME_PATTERN, name):
-        raise InvalidInput("Organization name must be 1-100 lower-case letters, digits or dashes")
-    return name
+def slugify(text: str) -> str:
+    """A lower-case slug of `text` (`Acme Inc.` → `acme-inc`; `org` if nothing is left)."""
+    folded = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9]+", "-", folded.lower()).strip("-")[:100].strip("-")
+    return slug or "org"
+
+
+async def org_naming(
+    session: AsyncSession, name: str, slug: str | None, display_name: str | None
+) -> tuple[str, str]:
+    """(unique slug, display name) of a new organization. `name` is the slug when it is one (a
+    taken one is then a Conflict at creation); otherwise it is the display name, and a free slug
+    is derived from it (`acme-inc`, then `acme-inc-2`, ...). An explicit `slug` wins. Raises
+    InvalidInput for a malformed `slug`."""
+    display = display_name or name.strip()
+    if slug is not None:
+        if not re.match(ORG_NAME_PATTERN, slug):
+            raise InvalidInput("A slug is 1-100 lower-case letters, digits or dashes")
+        return slug, display
+    if re.match(ORG_NAME_PATTERN, name):
+        return name, display
+    base = slugify(name)
+    taken = set(
+        await session.scalars(
+            select(Organization.name).where(
+                or_(Organization.name == base, Organization.name.startswith(f"{base}-"))
+            )
+        )
+    )
+    candidate, number = base, 1
+    while candidate in taken:
+        number += 1
+        candidate = f"{base[: 100 - len(str(number)) - 1]}-{number}"
+    return candidate, display

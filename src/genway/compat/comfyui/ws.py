@@ -20,7 +20,8 @@ from fastapi import APIRouter, Query, WebSocket
 from fastapi.websockets import WebSocketDisconnect
 
 from genway.auth.permissions import Action
-from genway.compat.comfyui.deps import compat_org_context, compat_principal
+from genway.auth.streams import StreamAccess
+from genway.compat.comfyui.deps import compat_credential, compat_org_context, compat_principal
 from genway.engines.comfyui import messages, prompts
 from genway.engines.comfyui.feed import FeedUpdate
 from genway.engines.comfyui.job_inputs import client_id_of, prompt_id_of
@@ -31,6 +32,7 @@ from genway.jobs.events import EventType
 from genway.jobs.legacy_routes import refuse
 from genway.jobs.models import Job
 from genway.jobs.states import JobStatus
+from genway.realtime.guard import StreamGuard, websocket_close_reason
 from genway.realtime.streams import job_event_stream
 
 router = APIRouter(tags=["ComfyUI-compatible"])
@@ -41,8 +43,9 @@ MAX_FOLLOWED = 200
 class PromptRelay:
     """One client socket: follows the organization's prompts and writes ComfyUI messages."""
 
-    def __init__(self, websocket: WebSocket, org_id: int, sid: str) -> None:
-        self.websocket, self.org_id, self.sid = websocket, org_id, sid
+    def __init__(self, websocket: WebSocket, guard: StreamGuard, sid: str) -> None:
+        self.websocket, self.guard, self.sid = websocket, guard, sid
+        self.org_id = guard.access.org_id
         state = websocket.app.state
         self.database, self.broadcaster = state.db, state.broadcaster
         self.engine: ComfyUIEngine = state.comfyui
@@ -63,6 +66,7 @@ class PromptRelay:
                 asyncio.create_task(self._send_loop()),
                 asyncio.create_task(self._receive_loop()),
                 asyncio.create_task(self._feed_loop(updates)),
+                asyncio.create_task(self.guard.until_lost()),
             ]
             try:
                 await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -70,11 +74,19 @@ class PromptRelay:
                 for task in [*tasks, *self.followers.values()]:
                     task.cancel()
                 await asyncio.gather(*tasks, *self.followers.values(), return_exceptions=True)
+        if self.guard.lost is not None:
+            with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+                lost = self.guard.lost
+                await self.websocket.close(code=lost.code, reason=lost.reason)
 
     async def _send_loop(self) -> None:
         with contextlib.suppress(WebSocketDisconnect, RuntimeError):
             while True:
-                await self.websocket.send_json(await self.outbox.get())
+                message = await self.outbox.get()
+                # Nothing leaves once a revocation this process heard of is in effect.
+                if self.guard.stale and await self.guard.check() is not None:
+                    return
+                await self.websocket.send_json(message)
 
     async def _receive_loop(self) -> None:
         # Clients may send messages (ComfyUI's frontend announces feature flags); none matter.
@@ -146,19 +158,26 @@ async def comfy_websocket(
     websocket: WebSocket, client_id: Annotated[str | None, Query(alias="clientId")] = None
 ) -> None:
     """ComfyUI's `/ws`: credentials in a header (Bearer, X-API-Key, Basic) or `?token=`;
-    refused with close code 4401 (credentials), 4403 (forbidden) or 4429 (rate limit)."""
+    refused with close code 4401 (credentials), 4403 (forbidden) or 4429 (rate limit, too many
+    streams); closed with 4401 or 4403 once the credential stops granting access."""
+    streams = websocket.app.state.streams
     try:
         principal = await compat_principal(websocket)
         async with websocket.app.state.db.sessions() as session:
             context = await compat_org_context(
                 websocket, session, principal, _organization_header(websocket), Action.READ
             )
+        access = StreamAccess(compat_credential(websocket) or "", principal, context.org)
+        guard = await streams.open(access)
     except GenwayError as exc:
-        await refuse(websocket, 4000 + exc.status_code, str(exc.detail))
+        await refuse(websocket, 4000 + exc.status_code, websocket_close_reason(exc))
         return
-    await websocket.accept()
-    sid = (client_id or "").strip()[:256] or uuid.uuid4().hex
-    await PromptRelay(websocket, context.org_id, sid).run()
+    try:
+        await websocket.accept()
+        sid = (client_id or "").strip()[:256] or uuid.uuid4().hex
+        await PromptRelay(websocket, guard, sid).run()
+    finally:
+        await streams.close(guard)
 
 
 router.add_api_websocket_route("/ws", comfy_websocket)

@@ -187,11 +187,16 @@ class ComfyUIEngine:
         return self.pool.snapshot()
 
     def health(self) -> dict[str, Any]:
-        """For `/health`: "ok" while at least one backend is healthy, else "degraded"."""
+        """For `/health`: "not_configured" without backends (`GENWAY_COMFYUI_URLS` empty), "ok"
+        while at least one backend is healthy, else "degraded"."""
         backends = [backend.as_dict() for backend in self.snapshot()]
         healthy = sum(1 for backend in backends if backend["state"] == "healthy")
+        if not backends:
+            status = "not_configured"
+        else:
+            status = "ok" if healthy else "degraded"
         return {
-            "status": "ok" if healthy else "degraded",
+            "status": status,
             "healthy_backends": healthy,
             "backends": backends,
         }

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import weakref
 from dataclasses import dataclass
+from typing import Any
 
 from pydantic import SecretStr
 
@@ -124,6 +125,14 @@ def provider_info(settings: Settings) -> list[ProviderInfo]:
             "anthropic", settings.anthropic_base_url, settings.anthropic_api_key is not None
         ),
     ]
+
+
+def llm_health(settings: Settings) -> dict[str, Any]:
+    """For `/health`: the vendors configured. None is called (a request costs money and counts
+    against the vendor's limits), so "ok" means at least one is configured; "not_configured"
+    means none is."""
+    providers = [info.name for info in provider_info(settings) if info.configured]
+    return {"status": "ok" if providers else "not_configured", "providers": providers}
 
 
 def describe_routes(settings: Settings) -> list[RouteRow]:
