@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import pygit2
 
-from genway.errors import InvalidInput
+from genway.errors import InvalidInput, PayloadTooLarge
 
 SIGNATURES = (b"# v2 git bundle\n", b"# v3 git bundle\n")
 TYPES = {
@@ -27,6 +27,9 @@ TYPES = {
 }
 OFS_DELTA, REF_DELTA = 6, 7
 MAX_OBJECTS = 1_000_000
+MIN_UNPACKED_BYTES = 64 * 1024 * 1024
+MAX_UNPACKED_BYTES = 512 * 1024 * 1024
+UNPACK_FACTOR = 16  # text history compresses well, but not 16 times over
 
 
 class InvalidBundle(InvalidInput):
@@ -81,19 +84,26 @@ def _varint_header(pack: bytes, position: int) -> tuple[int, int, int]:
 
 
 def _inflate(pack: bytes, position: int, size: int) -> tuple[bytes, int]:
+    """The object of `size` bytes compressed at `position`, and where the next one starts.
+    Never inflates more than `size` + 1 bytes, whatever the stream holds (a zlib bomb)."""
     inflater = zlib.decompressobj()
     view = memoryview(pack)
-    output, fed, chunk = [], 0, 64 * 1024
+    output, fed, produced, chunk = [], 0, 0, 64 * 1024
     while not inflater.eof:
-        piece = view[position + fed : position + fed + chunk]
+        piece: bytes | memoryview = inflater.unconsumed_tail
         if not piece:
-            raise InvalidBundle("The packfile is truncated")
-        fed += len(piece)
-        output.append(inflater.decompress(piece))
-    result = b"".join(output)
-    if len(result) != size:
+            piece = view[position + fed : position + fed + chunk]
+            if not piece:
+                raise InvalidBundle("The packfile is truncated")
+            fed += len(piece)
+        out = inflater.decompress(piece, size + 1 - produced)
+        produced += len(out)
+        if produced > size:
+            raise InvalidBundle("A packed object has the wrong size")
+        output.append(out)
+    if produced != size:
         raise InvalidBundle("A packed object has the wrong size")
-    return result, position + fed - len(inflater.unused_data)
+    return b"".join(output), position + fed - len(inflater.unused_data)
 
 
 def _delta_size(delta: bytes, position: int) -> tuple[int, int]:
@@ -153,6 +163,10 @@ def write_pack(repo: pygit2.Repository, pack: bytes) -> int:
     by_offset: dict[int, tuple[int, bytes]] = {}
     by_sha: dict[str, tuple[int, bytes]] = {}
     position = 12
+    # Objects are held in memory to resolve deltas: their total is bounded, so that a small
+    # upload cannot unpack into gigabytes.
+    budget = min(MAX_UNPACKED_BYTES, max(MIN_UNPACKED_BYTES, UNPACK_FACTOR * len(pack)))
+    unpacked = 0
     try:
         for _ in range(count):
             start = position
@@ -173,10 +187,16 @@ def write_pack(repo: pygit2.Repository, pack: bytes) -> int:
                 base = by_sha.get(base_sha) or _from_repo(repo, base_sha)
             elif kind not in TYPES:
                 raise InvalidBundle(f"Unknown packed object type {kind}")
+            unpacked += size
+            if unpacked > budget:
+                raise PayloadTooLarge(f"The bundle unpacks to more than {budget} bytes")
             data, position = _inflate(pack, position, size)
             if kind in (OFS_DELTA, REF_DELTA):
                 if base is None:
                     raise InvalidBundle("A delta's base is missing (incomplete bundle)")
+                unpacked += _delta_size(data, _delta_size(data, 0)[1])[0]
+                if unpacked > budget:
+                    raise PayloadTooLarge(f"The bundle unpacks to more than {budget} bytes")
                 kind, data = base[0], apply_delta(base[1], data)
             sha = str(repo.odb.write(TYPES[kind], data))
             by_offset[start] = by_sha[sha] = (kind, data)
