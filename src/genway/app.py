@@ -38,6 +38,7 @@ from genway.projects.legacy_routes import seed002_router as legacy_projects_rout
 from genway.projects.legacy_routes import seed004_router as api_projects_router
 from genway.projects.routes import router as projects_router
 from genway.promode.routes import router as promode_router
+from genway.queue.routes import router as queue_router
 from genway.ratelimit.limiter import RateLimiter
 from genway.ratelimit.middleware import RateLimitHeadersMiddleware
 from genway.ratelimit.routes import router as usage_router
@@ -127,6 +128,7 @@ def create_app(settings: Settings | None = None, *, freeze_heap: bool = False) -
         notifications_router,
         webhooks_router,
         org_events_router,
+        queue_router,
     ):
         app.include_router(router)
     # Current ComfyUI serves its API under /api as well.

@@ -9,6 +9,7 @@ from genway.notifications.models import Notification, NotificationPreference, Ou
 from genway.orgevents.models import OrgEvent
 from genway.orgs.models import Invitation, Membership, Organization, User
 from genway.projects.models import FileRevision, Project, ProjectFile
+from genway.queue.models import QueuePause
 from genway.ratelimit.models import UsageCounter
 from genway.storage.models import Artifact
 from genway.webhooks.models import (
@@ -37,6 +38,7 @@ __all__ = [
     "OutboundEmail",
     "Project",
     "ProjectFile",
+    "QueuePause",
     "RefreshToken",
     "UsageCounter",
     "User",

@@ -31,6 +31,7 @@ class Action(StrEnum):
     MANAGE_KEYS = "keys:manage"
     MANAGE_MEMBERS = "members:manage"
     MANAGE_WEBHOOKS = "webhooks:manage"
+    MANAGE_QUEUE = "queue:manage"
     MANAGE_ORG = "org:manage"
 
     def describe(self) -> str:
@@ -45,13 +46,19 @@ _DESCRIPTIONS = {
     Action.MANAGE_KEYS: "manage API keys",
     Action.MANAGE_MEMBERS: "manage members",
     Action.MANAGE_WEBHOOKS: "manage webhooks",
+    Action.MANAGE_QUEUE: "pause the queue or reorder other members' jobs",
     Action.MANAGE_ORG: "change the organization or its tier",
 }
 
 
 _VIEWER = {Action.READ}
 _MEMBER = _VIEWER | {Action.CREATE_JOBS, Action.CANCEL_JOBS, Action.WRITE_PROJECTS}
-_ADMIN = _MEMBER | {Action.MANAGE_KEYS, Action.MANAGE_MEMBERS, Action.MANAGE_WEBHOOKS}
+_ADMIN = _MEMBER | {
+    Action.MANAGE_KEYS,
+    Action.MANAGE_MEMBERS,
+    Action.MANAGE_WEBHOOKS,
+    Action.MANAGE_QUEUE,
+}
 _OWNER = _ADMIN | {Action.MANAGE_ORG}
 
 PERMISSIONS: dict[Role, frozenset[Action]] = {

@@ -25,6 +25,9 @@ ENDPOINT_DISABLED = "webhook.endpoint.disabled"
 QUOTA_WARNING = "quota.warning"
 QUOTA_EXCEEDED = "quota.exceeded"
 NOTIFICATION_NEW = "notification.new"
+QUEUE_PAUSED = "queue.paused"
+QUEUE_RESUMED = "queue.resumed"
+QUEUE_PRIORITY_CHANGED = "queue.priority_changed"
 PING = "ping"
 
 # Every type the organization stream carries, in a stable order (documented in the README).
@@ -34,6 +37,9 @@ ORG_EVENT_TYPES: tuple[str, ...] = (
     ENDPOINT_DISABLED,
     QUOTA_WARNING,
     QUOTA_EXCEEDED,
+    QUEUE_PAUSED,
+    QUEUE_RESUMED,
+    QUEUE_PRIORITY_CHANGED,
     NOTIFICATION_NEW,
 )
 # What a webhook endpoint may subscribe to: everything but one user's notifications.

@@ -40,6 +40,8 @@ class Organization(Base):
         JSON, default=lambda: dict(DEFAULT_ORG_SETTINGS)
     )
     overrides: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Set while an owner or admin holds the organization's queue: the claim skips its jobs.
+    queue_paused_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

@@ -7,6 +7,9 @@ running jobs gets the first slot, then the next fewest (counting the slots just 
 taking its highest-priority, oldest jobs; an organization never goes above its concurrency limit.
 An organization with 10,000 queued jobs therefore waits its turn behind one with nothing
 running: another organization's first job starts as soon as a worker frees up.
+Held queues are part of the choice itself, so every worker process honours them at once: an
+organization whose queue is paused (`queue_paused_at`) has no runnable jobs, and neither has a
+kind a platform admin paused (`queue_pauses`); jobs already running are not affected.
 
 Cost on PostgreSQL: per organization, one index probe (LATERAL) on `ix_jobs_org_queue (org_id,
 status, priority DESC, id)` for its best `n` jobs, plus the running counts; the same with 50 or
@@ -52,6 +55,7 @@ from genway.jobs.lifecycle import transition
 from genway.jobs.models import Job, jobs_table
 from genway.jobs.states import JobStatus
 from genway.orgs.models import Organization, OrgStatus
+from genway.queue.models import PauseScope, queue_pauses
 from genway.ratelimit.tiers import current_tier_table
 
 jobs = jobs_table
@@ -73,10 +77,21 @@ def _concurrency_limit() -> Any:
     return func.coalesce(orgs.c.overrides["max_concurrent_jobs"].as_integer(), by_tier)
 
 
+_PAUSED_KINDS = select(queue_pauses.c.target).where(queue_pauses.c.scope == PauseScope.KIND)
+
+
 def _runnable(table: Any) -> Any:
     return and_(
-        table.c.status == JobStatus.QUEUED, table.c.run_after <= NOW, table.c.kind.in_(KINDS)
+        table.c.status == JobStatus.QUEUED,
+        table.c.run_after <= NOW,
+        table.c.kind.in_(KINDS),
+        table.c.kind.not_in(_PAUSED_KINDS.scalar_subquery()),
     )
+
+
+def _held_org(table: Any) -> Any:
+    """The job's organization has paused its queue."""
+    return exists().where(orgs.c.id == table.c.org_id, orgs.c.queue_paused_at.is_not(None))
 
 
 @functools.cache
@@ -97,7 +112,7 @@ def _choice(tiers_id: int, org_filter: bool, lateral: bool) -> Select[Any]:
             _concurrency_limit().label("max_running"),
         )
         .outerjoin(running, running.c.org_id == orgs.c.id)
-        .where(orgs.c.status == OrgStatus.ACTIVE)
+        .where(orgs.c.status == OrgStatus.ACTIVE, orgs.c.queue_paused_at.is_(None))
     )
     if org_filter:
         active = active.where(orgs.c.id.in_(bindparam("orgs", expanding=True)))
@@ -168,7 +183,7 @@ async def claim_jobs(
         return []
     postgres = session.bind.dialect.name == "postgresql"  # type: ignore[union-attr]
     if not postgres:
-        anything = select(exists().where(_runnable(jobs)))
+        anything = select(exists().where(_runnable(jobs), ~_held_org(jobs)))
         if not await session.scalar(anything, {"now": utcnow(), "kinds": list(kinds)}):
             return []
     tiers_id = id(current_tier_table())

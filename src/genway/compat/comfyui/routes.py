@@ -45,6 +45,10 @@ NESTED_TOO_DEEPLY = "The body is nested too deeply to be a workflow"
 class NoBackend(GenwayError):
     status_code = 503
     detail = "No ComfyUI backend is available right now"
+    RETRY_AFTER_S = 10  # the pool re-checks unhealthy backends every few seconds
+
+    def __init__(self) -> None:
+        super().__init__(headers={"Retry-After": str(self.RETRY_AFTER_S)})
 
 
 async def _json_object(request: Request) -> dict[str, Any]:
@@ -95,15 +99,18 @@ async def get_prompt(context: ComfyReader, session: SessionDep) -> dict[str, Any
 
 @router.get("/queue")
 async def get_queue(context: ComfyReader, session: SessionDep, engine: EngineDep) -> dict[str, Any]:
-    """The organization's running and pending prompts."""
+    """The organization's running and pending prompts; pending ones in the order they will
+    start (after a move-to-front or a priority change too). ComfyUI has no pause: while the
+    organization's queue is paused, prompts simply stay pending."""
     active = await prompts.active_prompts(session, context.org_id)
+    pending = sorted(
+        (j for j in active if j.status == JobStatus.QUEUED), key=lambda j: (-j.priority, j.id)
+    )
     return {
         "queue_running": [
             queue_item(j, engine.template) for j in active if j.status == JobStatus.RUNNING
         ],
-        "queue_pending": [
-            queue_item(j, engine.template) for j in active if j.status == JobStatus.QUEUED
-        ],
+        "queue_pending": [queue_item(j, engine.template) for j in pending],
     }
 
 

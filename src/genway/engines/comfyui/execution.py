@@ -72,9 +72,11 @@ class PromptExecution:
         """The job's result. Raises JobDeferred, JobCancelled, JobFailed, RetryableJobError."""
         engine = self.engine
         await engine.wait_checked(engine.pool.check_timeout + 1)
-        backend = engine.pick()
+        paused = await engine.paused_backend_urls()
+        backend = engine.pick(exclude=paused)
         if backend is None:
-            raise JobDeferred("no healthy ComfyUI backend", engine.retry_delay_s())
+            reason = "no healthy ComfyUI backend" + (" that is not paused" if paused else "")
+            raise JobDeferred(reason, engine.retry_delay_s())
         catalogue = await engine.catalogue(backend)
         if catalogue is None:
             raise JobDeferred("the ComfyUI backend did not describe its nodes", 1.0)

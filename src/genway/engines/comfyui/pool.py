@@ -9,6 +9,7 @@ healthy backend with the shortest queue.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import asdict, dataclass
@@ -24,6 +25,12 @@ from genway.kit.redact import redact_urls
 log = structlog.get_logger("genway.engines.comfyui")
 
 ClientFactory = Callable[[str], ComfyUIClient]
+
+
+def backend_id(url: str) -> str:
+    """A backend's stable name for admins: a digest of its URL (which may carry credentials),
+    the same in every process configured with that URL."""
+    return hashlib.sha256(url.rstrip("/").encode()).hexdigest()[:12]
 
 
 class BackendState(StrEnum):

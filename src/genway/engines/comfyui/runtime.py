@@ -12,11 +12,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Coroutine
 from contextvars import ContextVar
 from typing import Any
 
 import structlog
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from genway.config import Settings
@@ -27,8 +28,15 @@ from genway.engines.comfyui.errors import ComfyUIError
 from genway.engines.comfyui.feed import PromptFeeds
 from genway.engines.comfyui.job_inputs import WORKFLOW_KIND
 from genway.engines.comfyui.node_policy import Catalogue, NodePolicy, model_files_of
-from genway.engines.comfyui.pool import Backend, BackendHealthLoop, BackendPool, BackendSnapshot
+from genway.engines.comfyui.pool import (
+    Backend,
+    BackendHealthLoop,
+    BackendPool,
+    BackendSnapshot,
+    backend_id,
+)
 from genway.engines.comfyui.workflows import Workflow, load_txt2img_template
+from genway.queue.models import PauseScope, queue_pauses
 from genway.storage.blobs import BlobStore
 from genway.storage.cleanup import UploadCleaner
 from genway.worker.registry import validate_job_input
@@ -88,6 +96,7 @@ class ComfyUIEngine:
         policy: NodePolicy | None = None,
     ) -> None:
         self.settings = settings
+        self.database = database
         self.pool = pool
         self.template = template
         self.policy = policy or NodePolicy()
@@ -125,8 +134,16 @@ class ComfyUIEngine:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._checked.wait(), timeout_s)
 
-    def pick(self) -> Backend | None:
-        return self.pool.pick()
+    def pick(self, exclude: Collection[str] = ()) -> Backend | None:
+        return self.pool.pick(exclude)
+
+    async def paused_backend_urls(self) -> set[str]:
+        """The URLs of this pool's backends a platform admin paused: read from the database
+        for each prompt, so a pause holds in every worker process at once."""
+        query = select(queue_pauses.c.target).where(queue_pauses.c.scope == PauseScope.BACKEND)
+        async with self.database.sessions() as session:
+            paused = set((await session.scalars(query)).all())
+        return {url for url in self.pool.backends if backend_id(url) in paused}
 
     def retry_delay_s(self) -> float:
         """How long a job should wait when no backend is healthy: until the pool has checked
