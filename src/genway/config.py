@@ -42,6 +42,8 @@ class Settings(BaseSettings):
 
     embedded_worker: bool = True
     worker_concurrency: int = Field(default=4, ge=1, le=256)
+    # How long a process reuses kinds' run times and the queue's demand for job estimates.
+    eta_cache_s: float = Field(default=5.0, ge=0)
     lease_s: float = Field(default=30.0, ge=1)
     reaper_interval_s: float = Field(default=5.0, gt=0)
     shutdown_grace_s: float = Field(default=30.0, ge=0)

@@ -14,6 +14,7 @@ from genway.agents.recording import DELTA
 from genway.agents.schemas import AgentRunInput, SourceType, agent_input
 from genway.agents.system_prompts import Task
 from genway.errors import Conflict, NotFound
+from genway.jobs.eta import typical_run_time
 from genway.jobs.events import EventType
 from genway.jobs.models import Job, JobEvent
 from genway.jobs.schemas import JobCreate, WebhookOptions
@@ -21,9 +22,6 @@ from genway.jobs.service import Submitter, create_job, org_jobs
 from genway.jobs.states import JobStatus
 from genway.kit.pagination import PageParams, paginate
 from genway.projects.service import get_project
-
-DEFAULT_ESTIMATE_S = 60
-ESTIMATE_SAMPLE = 20
 
 
 class AgentRunNotFound(NotFound):
@@ -129,24 +127,9 @@ def resumed_spec(previous: Job, prompt: str, images: list[str] | None) -> AgentR
 
 
 async def estimated_seconds(session: AsyncSession, org_id: int, task: Task) -> int:
-    """How long a run of `task` takes here: the mean of this organization's recent ones."""
-    recent = (
-        org_runs(org_id)
-        .where(
-            Job.status == JobStatus.SUCCEEDED,
-            Job.input["task"].as_string() == task.value,
-            Job.started_at.is_not(None),
-            Job.finished_at.is_not(None),
-        )
-        .order_by(Job.id.desc())
-        .limit(ESTIMATE_SAMPLE)
-        .subquery()
-    )
-    durations = (await session.execute(select(recent.c.started_at, recent.c.finished_at))).all()
-    if not durations:
-        return DEFAULT_ESTIMATE_S
-    seconds = [float((done - start).total_seconds()) for start, done in durations]
-    return max(1, round(sum(seconds) / len(seconds)))
+    """How long a run of `task` takes here, by the job estimates' rule (`jobs.eta`)."""
+    found = await typical_run_time(session, org_id, AGENT_RUN, variant=("task", task.value))
+    return max(1, round(found.seconds))
 
 
 async def project_jobs(

@@ -117,6 +117,9 @@ def _print_job(job: dict[str, Any], as_json: bool) -> None:
     table = Table(show_header=False, box=None)
     for key in ("id", "kind", "status", "progress", "attempts", "created_at", "finished_at"):
         table.add_row(key, str(job.get(key)))
+    for key in ("queue_position", "estimated_start_at", "estimated_finish_at"):
+        if job.get(key) is not None:
+            table.add_row(key, str(job[key]))
     if job.get("result") is not None:
         table.add_row("result", json.dumps(job["result"]))
     if job.get("error") is not None:
@@ -139,12 +142,26 @@ def list_jobs(
     if as_json:
         sys.stdout.write(json.dumps(page) + "\n")
         return
-    table = Table("id", "kind", "status", "progress", "created")
+    table = Table("id", "kind", "status", "progress", "created", "expected")
     for job in page["items"]:
         table.add_row(
-            str(job["id"]), job["kind"], job["status"], f"{job['progress']:.0%}", job["created_at"]
+            str(job["id"]),
+            job["kind"],
+            job["status"],
+            f"{job['progress']:.0%}",
+            job["created_at"],
+            _expected(job),
         )
     console.print(table)
+
+
+def _expected(job: dict[str, Any]) -> str:
+    """A queued job's estimated start or a running job's estimated finish."""
+    if job.get("estimated_start_at"):
+        return f"starts ~{job['estimated_start_at']}"
+    if job.get("estimated_finish_at"):
+        return f"ends ~{job['estimated_finish_at']}"
+    return ""
 
 
 @jobs_app.command("show")

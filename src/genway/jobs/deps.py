@@ -1,14 +1,15 @@
-"""Request-scoped helpers for job routes: who submits, and engines' admission checks."""
+"""Request-scoped helpers for job routes: who submits, engines' admission checks, estimates."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Request
+from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from genway.auth.deps import OrgContext
+from genway.jobs.eta import Estimator
 from genway.jobs.schemas import JobCreate
 from genway.jobs.service import Submitter
 
@@ -30,3 +31,17 @@ async def admitted(
     if check is None:
         return spec
     return spec.model_copy(update={"input": await check(session, org_id, spec.input)})
+
+
+def job_estimator(request: Request) -> Estimator:
+    """The app's estimator of job start and finish times (made on first use, from settings)."""
+    state = request.app.state
+    estimator: Estimator | None = getattr(state, "job_estimator", None)
+    if estimator is None:
+        settings = state.settings
+        estimator = Estimator(settings.worker_concurrency, settings.eta_cache_s)
+        state.job_estimator = estimator
+    return estimator
+
+
+EstimatorDep = Annotated[Estimator, Depends(job_estimator)]

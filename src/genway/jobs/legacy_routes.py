@@ -19,9 +19,9 @@ from genway.auth.streams import StreamAccess
 from genway.db import SessionDep
 from genway.errors import GenwayError, InvalidInput
 from genway.jobs import service
-from genway.jobs.deps import admitted, submitter
+from genway.jobs.deps import EstimatorDep, admitted, submitter
 from genway.jobs.models import Job
-from genway.jobs.routes import IdempotencyKey, job_response
+from genway.jobs.routes import IdempotencyKey, job_page, job_response
 from genway.jobs.schemas import (
     JOB_OPTIONS,
     CancelResponse,
@@ -31,7 +31,7 @@ from genway.jobs.schemas import (
     LegacyJobCreated,
 )
 from genway.jobs.states import JobStatus
-from genway.kit.schemas import Id
+from genway.kit.schemas import MAX_ID, Id
 from genway.orgs.models import Membership, Organization
 from genway.ratelimit.enforce import enforce_request_limits
 from genway.realtime.guard import guarded, websocket_close_reason
@@ -96,6 +96,7 @@ async def submit_job(
 async def list_jobs(
     context: CallerOrgReader,
     session: SessionDep,
+    estimator: EstimatorDep,
     status_: Annotated[JobStatus | None, Query(alias="status")] = None,
     kind: Annotated[str | None, Query(max_length=64)] = None,
     cursor: Annotated[str | None, Query(max_length=100)] = None,
@@ -104,12 +105,15 @@ async def list_jobs(
     jobs, next_cursor = await service.list_jobs(
         session, context.org_id, service.JobFilters(status_, kind), cursor=cursor, limit=limit
     )
-    return JobPage(items=[JobResponse.model_validate(j) for j in jobs], next_cursor=next_cursor)
+    return await job_page(session, jobs, next_cursor, estimator)
 
 
 @router.get("/{job_id}", response_model=JobResponse)
-async def get_job(job_id: Id, context: CallerOrgReader, session: SessionDep) -> JobResponse:
-    return await job_response(session, await service.get_job(session, context.org_id, job_id))
+async def get_job(
+    job_id: Id, context: CallerOrgReader, session: SessionDep, estimator: EstimatorDep
+) -> JobResponse:
+    job = await service.get_job(session, context.org_id, job_id)
+    return await job_response(session, job, estimator)
 
 
 @router.get(
@@ -179,7 +183,7 @@ def websocket_credential(websocket: WebSocket) -> str | None:
 
 @ws_router.websocket("/ws/jobs/{job_id}")
 async def job_websocket(
-    websocket: WebSocket, job_id: Id, after: Annotated[int, Query(ge=0)] = 0
+    websocket: WebSocket, job_id: Id, after: Annotated[int, Query(ge=0, le=MAX_ID)] = 0
 ) -> None:
     """JSON events of one job: replay after `?after=N`, then live; closes when the job ends
     (1000), or with 4401 (bad or revoked credentials) / 4403 (suspended, no longer a member) /

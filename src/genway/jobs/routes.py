@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
@@ -13,12 +13,13 @@ from genway.auth.permissions import Action
 from genway.auth.streams import stream_access
 from genway.db import SessionDep
 from genway.jobs import service
-from genway.jobs.deps import admitted, submitter
+from genway.jobs.deps import EstimatorDep, admitted, submitter
+from genway.jobs.eta import Estimator
 from genway.jobs.models import Job
 from genway.jobs.schemas import CancelResponse, JobCreate, JobPage, JobResponse
 from genway.jobs.states import JobStatus
 from genway.kit import fastjson
-from genway.kit.schemas import Id, UtcDatetime
+from genway.kit.schemas import MAX_ID, Id, UtcDatetime
 from genway.realtime.guard import GuardedStreamingResponse
 from genway.realtime.streams import job_event_stream
 
@@ -29,10 +30,29 @@ JobCanceller = Annotated[OrgContext, require(Action.CANCEL_JOBS)]
 IdempotencyKey = Annotated[str | None, Header(max_length=255)]
 
 
-async def job_response(session: SessionDep, job: Job) -> JobResponse:
+async def job_response(session: SessionDep, job: Job, estimator: Estimator) -> JobResponse:
+    """A job as read: with its queue position and estimated start or finish."""
     response = JobResponse.model_validate(job)
     response.queue_position = await service.queue_position(session, job)
+    eta = (await estimator.estimate(session, [job])).get(job.id)
+    if eta is not None:
+        response.estimated_start_at, response.estimated_finish_at = eta.start_at, eta.finish_at
     return response
+
+
+async def job_page(
+    session: SessionDep, jobs: Sequence[Job], next_cursor: str | None, estimator: Estimator
+) -> JobPage:
+    """A page of jobs with their estimates (computed for the page at once)."""
+    etas = await estimator.estimate(session, jobs)
+    items = []
+    for job in jobs:
+        item = JobResponse.model_validate(job)
+        eta = etas.get(job.id)
+        if eta is not None:
+            item.estimated_start_at, item.estimated_finish_at = eta.start_at, eta.finish_at
+        items.append(item)
+    return JobPage(items=items, next_cursor=next_cursor)
 
 
 @router.post("", response_model=JobResponse, status_code=status.HTTP_201_CREATED)
@@ -65,6 +85,7 @@ async def submit_job(
 async def list_jobs(
     context: OrgReader,
     session: SessionDep,
+    estimator: EstimatorDep,
     status_: Annotated[JobStatus | None, Query(alias="status")] = None,
     kind: Annotated[str | None, Query(max_length=64)] = None,
     project_id: Id | None = None,
@@ -77,12 +98,15 @@ async def list_jobs(
     jobs, next_cursor = await service.list_jobs(
         session, context.org_id, filters, cursor=cursor, limit=limit
     )
-    return JobPage(items=[JobResponse.model_validate(j) for j in jobs], next_cursor=next_cursor)
+    return await job_page(session, jobs, next_cursor, estimator)
 
 
 @router.get("/{job_id}", response_model=JobResponse)
-async def get_job(job_id: Id, context: OrgReader, session: SessionDep) -> JobResponse:
-    return await job_response(session, await service.get_job(session, context.org_id, job_id))
+async def get_job(
+    job_id: Id, context: OrgReader, session: SessionDep, estimator: EstimatorDep
+) -> JobResponse:
+    job = await service.get_job(session, context.org_id, job_id)
+    return await job_response(session, job, estimator)
 
 
 @router.post("/{job_id}/cancel", response_model=CancelResponse)
@@ -113,7 +137,9 @@ async def stream_job_events(
     context: OrgReader,
     session: SessionDep,
     last_event_id: Annotated[str | None, Header()] = None,
-    after: Annotated[int | None, Query(ge=0, description="Replay events after this seq")] = None,
+    after: Annotated[
+        int | None, Query(ge=0, le=MAX_ID, description="Replay events after this seq")
+    ] = None,
 ) -> StreamingResponse:
     """Server-Sent Events: every event after `Last-Event-ID` (or `after`), then live ones; the
     stream ends after the job's final status, or once the caller's credential stops granting

@@ -78,6 +78,22 @@ class JobResponse(ResponseModel):
         description="1 for the next job to run, while queued; computed when the job is read "
         "(null in the answer to a submit)",
     )
+    estimated_start_at: datetime | None = Field(
+        default=None,
+        description="While queued: when the job is expected to start, from its kind's recent "
+        "run times (the median of its organization's last runs when it has 5 or more, else of "
+        "every organization's, else 60 s) and the slots it waits for (its organization's "
+        "concurrency limit and share of the worker slots, the running jobs that hold them); "
+        "never before a retry's or deferral's `run_after`. An estimate, computed when the job "
+        "is read (null in the answer to a submit, once started, and for a suspended "
+        "organization)",
+    )
+    estimated_finish_at: datetime | None = Field(
+        default=None,
+        description="While running: `started_at` plus its kind's typical run time; a job "
+        "running longer than that is overdue and shows a moment from now (never a time in the "
+        "past). Null otherwise",
+    )
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
