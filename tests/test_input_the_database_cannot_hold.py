@@ -1,4 +1,4 @@
-"""Input the database or the parser cannot hold (ids past 2^63-1, huge `skip`, dates without a
+"""Input the database or the parser cannot hold (ids past 2^31-1, huge `skip`, dates without a
 UTC form, JSON nested 10,000 deep) is refused with a 4xx naming what is wrong, never a 500: in
 paths, queries, headers and bodies, on every dialect."""
 
@@ -11,7 +11,7 @@ import pytest
 
 from tests.support import Tenant
 
-HUGE = 2**63  # one past the largest id
+HUGE = 2**31  # one past the largest id (PostgreSQL INTEGER keys)
 WAY_TOO_BIG = 10**28
 
 
@@ -39,10 +39,13 @@ def cases(org: int) -> list[tuple[str, str, dict[str, Any]]]:
         ("POST", "/v1/run-agent", {"json": {"project_id": WAY_TOO_BIG, "agent_type": "code"}}),
         ("POST", f"{base}/agent/run", {"json": {"prompt": "x", "project_id": HUGE}}),
         ("POST", f"{base}/agent/run/resume", {"json": {"agent_run_id": HUGE, "prompt": "x"}}),
+        ("GET", f"{base}/projects/1/revisions/{HUGE}", {}),
+        ("GET", f"{base}/projects/1/files/a.py", {"params": {"revision": HUGE}}),
+        ("GET", f"{base}/jobs/1/events", {"params": {"after": HUGE}}),
     ]
 
 
-@pytest.mark.parametrize("index", range(21))
+@pytest.mark.parametrize("index", range(24))
 async def test_out_of_range_numbers_are_422_naming_the_field(
     client: httpx.AsyncClient, tenant: Tenant, index: int
 ) -> None:

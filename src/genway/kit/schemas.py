@@ -8,8 +8,8 @@ from typing import Annotated
 from annotated_types import Ge, Le
 from pydantic import AfterValidator, BaseModel, ConfigDict
 
-MAX_ID = 2**63 - 1  # the largest id the databases hold
-# An id in a path, query or body: 1 .. 2^63-1, so out of range is a 422 naming the field (not a
+MAX_ID = 2**31 - 1  # the largest id both databases hold (PostgreSQL INTEGER keys)
+# An id in a path, query or body: 1 .. 2^31-1, so out of range is a 422 naming the field (not a
 # database overflow), and the OpenAPI document says so.
 Id = Annotated[int, Ge(1), Le(MAX_ID)]
 

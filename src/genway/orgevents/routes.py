@@ -28,7 +28,7 @@ from genway.jobs.legacy_routes import (
     refuse,
     websocket_credential,
 )
-from genway.kit.schemas import Id, ResponseModel
+from genway.kit.schemas import MAX_ID, Id, ResponseModel
 from genway.orgevents.stream import Cursor, OrgStream, parse_cursor, parse_types
 from genway.orgevents.types import ORG_EVENT_TYPES
 from genway.orgs.models import Membership, Organization
@@ -125,7 +125,7 @@ async def stream_events(
 @router.websocket("")
 async def events_websocket(
     websocket: WebSocket,
-    org_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
+    org_id: Annotated[int, Path(ge=1, le=MAX_ID)],
     after: After = None,
     types: Types = None,
 ) -> None:

@@ -13,7 +13,7 @@ from genway.config import Settings
 from genway.db import SessionDep
 from genway.errors import InvalidInput
 from genway.kit.pagination import Page, PageDep
-from genway.kit.schemas import Id
+from genway.kit.schemas import MAX_ID, Id
 from genway.projects import files, history, imports, merges, repos, service
 from genway.projects.models import FileRevision, ProjectFile
 from genway.projects.paths import normalize_path
@@ -203,7 +203,9 @@ async def get_file(
     context: OrgReader,
     session: SessionDep,
     settings: SettingsDep,
-    revision: Annotated[int | None, Query(ge=1, description="Read as of this revision")] = None,
+    revision: Annotated[
+        int | None, Query(ge=1, le=MAX_ID, description="Read as of this revision")
+    ] = None,
     ref: Ref = None,
 ) -> FileResponse:
     """The file on the default branch, as of `revision`, or on `ref` (not both)."""
@@ -259,7 +261,7 @@ async def list_revisions(
 
 @router.get("/{project_id}/revisions/{revision}", response_model=RevisionResponse)
 async def get_revision(
-    project_id: Id, revision: int, context: OrgReader, session: SessionDep, settings: SettingsDep
+    project_id: Id, revision: Id, context: OrgReader, session: SessionDep, settings: SettingsDep
 ) -> RevisionResponse:
     """One revision with the content each file had after it."""
     found = await files.get_revision(

@@ -11,6 +11,7 @@ from genway.auth.deps import OrgContext, SettingsDep, require
 from genway.auth.permissions import Action
 from genway.db import SessionDep
 from genway.kit.pagination import Page, PageDep
+from genway.kit.schemas import MAX_ID
 from genway.webhooks import service
 from genway.webhooks.models import DeliveryStatus, WebhookAttempt, WebhookDelivery
 from genway.webhooks.schemas import (
@@ -28,7 +29,6 @@ from genway.webhooks.secrets import org_secret_row, rotate, signing_secrets
 router = APIRouter(prefix="/v1/organizations/{org_id}/webhooks", tags=["webhooks"])
 
 WebhookManager = Annotated[OrgContext, require(Action.MANAGE_WEBHOOKS)]
-MAX_ID = 2**63 - 1
 EndpointId = Annotated[int, Path(ge=1, le=MAX_ID, description="Webhook endpoint id")]
 DeliveryId = Annotated[int, Path(ge=1, le=MAX_ID, description="Delivery id")]
 
