@@ -20,7 +20,7 @@ from genway.compat.comfyui.ws import router as comfyui_ws_router
 from genway.config import Settings
 from genway.engines.comfyui.job_inputs import WORKFLOW_KIND
 from genway.engines.comfyui.routes import router as generate_router
-from genway.errors import install_error_handlers
+from genway.errors import COMMON_ERRORS, install_error_handlers
 from genway.jobs.legacy_routes import router as legacy_jobs_router
 from genway.jobs.legacy_routes import ws_router as jobs_ws_router
 from genway.jobs.routes import router as jobs_router
@@ -93,6 +93,7 @@ def create_app(settings: Settings | None = None, *, freeze_heap: bool = False) -
         version=__version__,
         description="Multi-tenant API service for long AI generation jobs.",
         lifespan=lifespan,
+        responses=COMMON_ERRORS,
     )
     app.state.settings = settings
     app.state.metrics = metrics

@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -82,6 +83,40 @@ class TooManyRequests(GenwayError):
 class InvalidInput(GenwayError):
     status_code = 422
     detail = "Invalid input"
+
+
+class ErrorBody(BaseModel):
+    """Every error answer: `detail` (a sentence, or for 422 the list of invalid fields),
+    `message` (always a sentence) and `status_code`; some errors add fields (a 429's `limit`,
+    `window_s` and `scope`, a merge conflict's `conflicts`)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    detail: Any
+    message: str
+    status_code: int
+
+
+def _documented(description: str) -> dict[str, Any]:
+    return {"model": ErrorBody, "description": description}
+
+
+# The errors any operation may answer, documented once for the whole API.
+COMMON_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: _documented("The request cannot be served as sent"),
+    401: _documented("Missing, invalid, expired or revoked credentials"),
+    403: _documented("The caller's role (or the organization's state) does not allow this"),
+    404: _documented("No such resource in the caller's organizations"),
+    409: _documented("The resource's current state does not allow this"),
+    413: _documented("The body or a file is larger than allowed"),
+    415: _documented("An upload that is not multipart/form-data, or a file type not accepted"),
+    422: _documented(
+        "Invalid input: `detail` lists the invalid fields (`type`, `loc`, `msg`), or says in a "
+        "sentence what is wrong"
+    ),
+    429: _documented("A rate limit or quota is reached; `Retry-After` says when to retry"),
+    503: _documented("A dependency (an engine, the database) is unavailable; retry later"),
+}
 
 
 def error_body(

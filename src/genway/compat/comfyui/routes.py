@@ -114,7 +114,13 @@ async def get_queue(context: ComfyReader, session: SessionDep, engine: EngineDep
     }
 
 
-@router.post("/queue")
+# ComfyUI answers these with an empty 200 (no body, no content type); so does Genway.
+EMPTY_OK: dict[int | str, dict[str, Any]] = {
+    200: {"description": "Done (an empty body, as ComfyUI answers)", "content": {}}
+}
+
+
+@router.post("/queue", response_class=Response, responses=EMPTY_OK)
 async def post_queue(
     request: Request, context: ComfyCanceller, session: SessionDep, engine: EngineDep
 ) -> Response:
@@ -133,7 +139,7 @@ async def post_queue(
     return Response(status_code=200)
 
 
-@router.post("/interrupt")
+@router.post("/interrupt", response_class=Response, responses=EMPTY_OK)
 async def interrupt(
     request: Request, context: ComfyCanceller, session: SessionDep, engine: EngineDep
 ) -> Response:
