@@ -7,7 +7,6 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-import pytest
 
 from tests.support import Tenant
 
@@ -45,16 +44,18 @@ def cases(org: int) -> list[tuple[str, str, dict[str, Any]]]:
     ]
 
 
-@pytest.mark.parametrize("index", range(24))
 async def test_out_of_range_numbers_are_422_naming_the_field(
-    client: httpx.AsyncClient, tenant: Tenant, index: int
+    client: httpx.AsyncClient, tenant: Tenant
 ) -> None:
-    method, path, options = cases(tenant.org_id)[index]
-    headers = {**tenant.headers, **options.pop("headers", {})}
-    response = await client.request(method, path, headers=headers, **options)
-    assert response.status_code == 422, (method, path, response.status_code, response.text)
-    field = response.json()["detail"][0]["loc"][-1]
-    assert isinstance(field, str) and field, response.text
+    wrong = []
+    for method, path, options in cases(tenant.org_id):
+        headers = {**tenant.headers, **options.pop("headers", {})}
+        response = await client.request(method, path, headers=headers, **options)
+        detail = response.json().get("detail") if response.status_code == 422 else None
+        field = detail[0]["loc"][-1] if isinstance(detail, list) and detail else None
+        if not (isinstance(field, str) and field):
+            wrong.append((method, path, response.status_code, response.text[:200]))
+    assert not wrong, wrong
 
 
 async def test_deep_json_and_dates_without_a_utc_form_are_refused_not_500(

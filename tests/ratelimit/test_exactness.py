@@ -56,5 +56,7 @@ async def test_exactly_60_of_200_requests_succeed_across_two_api_processes(
             }
             assert response.headers["x-ratelimit-remaining"] == "0"
             assert 1 <= int(response.headers["retry-after"]) <= 30
-    served_by = {str(r.url).split("/v1")[0] for r in responses if r.status_code == 200}
-    assert len(served_by) == 2  # both processes let some through: the count is shared
+    # Each process got 100 requests and refused some: with a counter of its own, each would have
+    # let 60 through (120 in all). Which process let the 60 through depends on timing.
+    refused_by = {str(r.url).split("/v1")[0] for r in responses if r.status_code == 429}
+    assert len(refused_by) == 2
