@@ -29,6 +29,8 @@ def settings(
     routing_file: Path,
     close_llm_clients: None,
 ) -> Settings:
+    # A model call's deadline: short, so the timeout tests are quick, but not so short that a
+    # loaded machine turns a slow answer into a retry (which a scripted reply does not survive).
     return llm_settings(
-        settings, fake_openai, fake_anthropic, routing_file, llm_timeout_s=0.5, agent_timeout_s=20
+        settings, fake_openai, fake_anthropic, routing_file, llm_timeout_s=2.0, agent_timeout_s=20
     )
