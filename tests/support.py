@@ -28,7 +28,14 @@ class LiveServer:
     def __init__(self, app: FastAPI) -> None:
         self.app = app
         self.server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+            uvicorn.Config(
+                app,
+                host="127.0.0.1",
+                port=0,
+                log_level="warning",
+                lifespan="on",
+                timeout_keep_alive=app.state.settings.http_keep_alive_s,
+            )
         )
         self._task: asyncio.Task[None] | None = None
 

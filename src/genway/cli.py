@@ -173,6 +173,7 @@ def serve(
         port=port,
         log_level="warning",
         proxy_headers=False,
+        timeout_keep_alive=settings.http_keep_alive_s,
     )
 
 

@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     executor_modules: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # Idle keep-alive connections outlive the clients' own idle expiry (httpx: 5 s, load
+    # balancers: 60 s), so a client never sends on a connection the server is closing.
+    http_keep_alive_s: int = Field(default=75, ge=1, le=3600)
     access_token_ttl_s: int = Field(default=15 * 60, ge=10)
     refresh_token_ttl_s: int = Field(default=30 * 24 * 3600, ge=60)
     password_min_length: int = Field(default=8, ge=1)
