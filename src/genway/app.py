@@ -21,6 +21,9 @@ from genway.config import Settings
 from genway.engines.comfyui.job_inputs import WORKFLOW_KIND
 from genway.engines.comfyui.routes import router as generate_router
 from genway.errors import COMMON_ERRORS, install_error_handlers
+from genway.github.intake_routes import router as github_intake_router
+from genway.github.pins import WEBHOOK_PATH
+from genway.github.routes import router as github_router
 from genway.jobs.legacy_routes import router as legacy_jobs_router
 from genway.jobs.legacy_routes import ws_router as jobs_ws_router
 from genway.jobs.routes import router as jobs_router
@@ -44,6 +47,8 @@ from genway.ratelimit.middleware import RateLimitHeadersMiddleware
 from genway.ratelimit.routes import router as usage_router
 from genway.realtime.guard import StreamRegistry
 from genway.storage.routes import router as storage_router
+from genway.validation.routes import legacy_router as legacy_validation_router
+from genway.validation.routes import router as validation_router
 from genway.webhooks.routes import router as webhooks_router
 from genway.worker.runner import running_worker
 from genway.worker.service import build_worker, runtime
@@ -98,7 +103,11 @@ def create_app(settings: Settings | None = None, *, freeze_heap: bool = False) -
     app.state.settings = settings
     app.state.metrics = metrics
     install_error_handlers(app)
-    app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        limit=settings.max_body_bytes,
+        path_limits={WEBHOOK_PATH: settings.github_webhook_max_bytes},
+    )
     app.add_middleware(RateLimitHeadersMiddleware)
     app.add_middleware(RequestContextMiddleware, metrics=metrics)
     # FastAPI matches a request against the routes in order (twice: to pick and to handle), so
@@ -130,6 +139,10 @@ def create_app(settings: Settings | None = None, *, freeze_heap: bool = False) -
         webhooks_router,
         org_events_router,
         queue_router,
+        github_router,
+        github_intake_router,
+        validation_router,
+        legacy_validation_router,
     ):
         app.include_router(router)
     # Current ComfyUI serves its API under /api as well.

@@ -30,9 +30,11 @@ app = typer.Typer(
 orgs_app = typer.Typer(help="Manage organizations.", no_args_is_help=True)
 keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
 users_app = typer.Typer(help="Manage users.", no_args_is_help=True)
+secrets_app = typer.Typer(help="Manage the keys of secrets stored encrypted.", no_args_is_help=True)
 app.add_typer(orgs_app, name="orgs")
 app.add_typer(keys_app, name="keys")
 app.add_typer(users_app, name="users")
+app.add_typer(secrets_app, name="secrets")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(webhooks_app, name="webhooks")
 app.command("models")(models_command)
@@ -92,6 +94,24 @@ def emit(data: dict[str, Any], as_json: bool, human: str) -> None:
         sys.stdout.write(json.dumps(data) + "\n")
     else:
         console.print(human, highlight=False, soft_wrap=True)
+
+
+@secrets_app.command("rotate")
+def secrets_rotate(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output")] = False,
+) -> None:
+    """Encrypt every stored secret again with the first key of GENWAY_ENCRYPTION_KEYS."""
+    from genway.kit.rotation import rotate_all
+
+    settings = Settings()
+    report = run(lambda: with_session(settings, lambda s: rotate_all(s, settings.secret_box)))
+    emit(
+        {"rotated": report.rotated, "unreadable": report.unreadable},
+        as_json,
+        f"{report.rotated} secret(s) re-encrypted with the newest key",
+    )
+    if report.unreadable:
+        raise fail("no configured key opens: " + ", ".join(report.unreadable) + " (left unchanged)")
 
 
 @app.command("migrate")

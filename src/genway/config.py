@@ -176,6 +176,17 @@ class Settings(BaseSettings):
         "created from by local path or file:// URL; empty: local import is disabled",
     )
 
+    github_api_url: str = Field(
+        default="https://api.github.com",
+        description="GitHub's REST API (GitHub Enterprise Server: https://HOST/api/v3)",
+    )
+    github_webhook_max_bytes: int = Field(
+        default=25 * 1024 * 1024, ge=1024, description="Largest GitHub webhook delivery accepted"
+    )
+    validation_timeout_s: float = Field(
+        default=1800.0, gt=0, description="Deadline of one PR validation (setup, tests, checks)"
+    )
+
     url: str = Field(default="http://127.0.0.1:8000", description="Where the CLI finds Genway")
     api_key: SecretStr | None = Field(default=None, description="The CLI's API key")
 

@@ -3,6 +3,7 @@
 from genway.agents.models import AgentPlan
 from genway.auth.models import LoginSession, RefreshToken
 from genway.db import Base
+from genway.github.models import GithubConnection, GithubDelivery, PullRequest
 from genway.jobs.models import Job, JobEvent
 from genway.keys.models import APIKey
 from genway.notifications.models import Notification, NotificationPreference, OutboundEmail
@@ -12,6 +13,7 @@ from genway.projects.models import FileRevision, Project, ProjectFile
 from genway.queue.models import QueuePause
 from genway.ratelimit.models import UsageCounter
 from genway.storage.models import Artifact
+from genway.validation.models import Validation
 from genway.webhooks.models import (
     OrgWebhookSecret,
     WebhookAttempt,
@@ -25,6 +27,8 @@ __all__ = [
     "Artifact",
     "Base",
     "FileRevision",
+    "GithubConnection",
+    "GithubDelivery",
     "Invitation",
     "Job",
     "JobEvent",
@@ -38,10 +42,12 @@ __all__ = [
     "OutboundEmail",
     "Project",
     "ProjectFile",
+    "PullRequest",
     "QueuePause",
     "RefreshToken",
     "UsageCounter",
     "User",
+    "Validation",
     "WebhookAttempt",
     "WebhookDelivery",
     "WebhookEndpoint",

@@ -7,7 +7,7 @@ from typing import Any
 
 from genway.agents.models import PENDING, AgentPlan
 from genway.agents.plans import PLAN_READY
-from genway.agents.schemas import AgentRunLog, AgentRunResponse, SourceType
+from genway.agents.schemas import AgentRunLog, AgentRunResponse, GithubPullRequest, SourceType
 from genway.jobs.events import EventType
 from genway.jobs.models import Job, JobEvent
 from genway.jobs.states import JobStatus
@@ -58,13 +58,29 @@ def run_response(job: Job, base_url: str, plan: AgentPlan | None = None) -> Agen
         result=text,
         summary=summary,
         source_type=SourceType(job.input.get("source_type", SourceType.API)),
-        github_pull_requests=[],
+        github_pull_requests=_pull_requests(result, job),
         metadata=job.input.get("metadata"),
         plan=plan.plan if plan is not None else result.get("plan"),
         branch=result.get("branch") or job.input.get("branch"),
         commit=result.get("commit"),
         diff_stat=result.get("diff_stat"),
     )
+
+
+def _pull_requests(result: dict[str, Any], job: Job) -> list[GithubPullRequest]:
+    """The pull request the run opened or updated (Codegen's `github_pull_requests`)."""
+    pull = result.get("pull_request")
+    if not isinstance(pull, dict) or not isinstance(pull.get("number"), int):
+        return []
+    return [
+        GithubPullRequest(
+            id=pull["number"],
+            title=pull.get("title"),
+            url=pull.get("url"),
+            created_at=iso(job.finished_at or job.created_at),
+            head_branch_name=result.get("branch"),
+        )
+    ]
 
 
 def _status_entry(data: dict[str, Any]) -> dict[str, Any]:

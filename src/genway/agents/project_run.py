@@ -9,8 +9,9 @@ repository, where `GET .../projects/{id}/diff` and `POST .../projects/{id}/merge
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from genway.agents.calls import JobRef, UsageTally, call_model, llm_failure
 from genway.agents.context import conversation, user_message
@@ -31,6 +32,9 @@ from genway.agents.tools import (
 )
 from genway.engines.llm.providers import ChatMessage, LLMError, Message, ToolsUnsupported
 from genway.engines.llm.router import ModelRouter
+from genway.github.client import GithubClient, GithubError
+from genway.github.connections import GithubNotConnected, client_for
+from genway.github.pulls import publish, sync_branch
 from genway.jobs.events import EventType
 from genway.jobs.models import Job
 from genway.projects.models import Project
@@ -45,7 +49,9 @@ from genway.projects.workspaces import (
 from genway.sandbox import sandbox_unavailable_reason
 from genway.worker.context import JobContext, JobDeferred, JobFailed, until_cancelled
 
+T = TypeVar("T")
 AUTHOR_EMAIL = "agent@genway.invalid"
+TITLE_CHARS = 120
 FAILED_STOPS = {
     "max_steps": ("max_steps_reached", "The run used all its {n} steps before finishing"),
     "max_tokens": ("token_budget_exhausted", "The run used its token budget before finishing"),
@@ -91,6 +97,9 @@ class ProjectRun:
         project, plan_text = await self._load()
         options = ProjectOptions.of(project)
         branch = self.spec.branch or f"genway/run-{self.job.id}"
+        github = await self._github(project)
+        if github is not None:
+            await self._github_step(sync_branch(settings, github, project, branch))
         worktree = await open_worktree(settings, self.job.org_id, self.project_id, branch)
         try:
             space = self._workspace(worktree, options)
@@ -109,10 +118,70 @@ class ProjectRun:
         finally:
             await remove_worktree(settings, worktree)
         result = self._result(outcome, branch, commit, stat, plan_text)
+        if github is not None and commit is not None and outcome.stop not in FAILED_STOPS:
+            result["pull_request"] = await self._open_pull_request(
+                github, project, branch, outcome, plan_text
+            )
         if outcome.stop in FAILED_STOPS:
             code, message = FAILED_STOPS[outcome.stop]
             raise JobFailed(code, message.format(n=loop.limits.max_steps), details=result)
         return result
+
+    # -- GitHub ------------------------------------------------------------------------------
+
+    async def _github(self, project: Project) -> GithubClient | None:
+        """The organization's GitHub client when the project is pinned, else None."""
+        if project.github_repo is None:
+            return None
+        async with self.ctx.worker.database.sessions() as session:
+            try:
+                return await client_for(session, self.ctx.worker.settings, self.job.org_id)
+            except GithubNotConnected as exc:
+                raise JobFailed("github_not_connected", str(exc.detail)) from exc
+
+    async def _github_step(self, step: Awaitable[T]) -> T:
+        try:
+            return await until_cancelled(self.ctx, step)
+        except GithubError as exc:
+            raise JobFailed("github_error", str(exc.detail)) from exc
+
+    async def _open_pull_request(
+        self,
+        github: GithubClient,
+        project: Project,
+        branch: str,
+        outcome: LoopOutcome,
+        plan: str | None,
+    ) -> dict[str, Any]:
+        """Push the branch and open its pull request (or update the open one)."""
+        summary = outcome.answer.strip()
+        title = summarize_title(summary) or f"Genway agent run {self.job.id}"
+        body = f"{summary}\n\n" if summary else ""
+        if plan:
+            body += f"### Plan\n\n{plan}\n\n"
+        body += f"Opened by Genway agent run {self.job.id} on branch `{branch}`."
+        async with self.ctx.worker.database.transaction() as session:
+            published = await self._github_step(
+                publish(
+                    session,
+                    self.ctx.worker.settings,
+                    github,
+                    project,
+                    branch=branch,
+                    run_id=self.job.id,
+                    title=title,
+                    body=body[:60_000],
+                )
+            )
+        data = {
+            "number": published.number,
+            "url": published.url,
+            "title": published.title,
+            "created": published.created,
+            "head_sha": published.head_sha,
+        }
+        self._output("pull_request", data)
+        return data
 
     # -- phases ------------------------------------------------------------------------------
 
@@ -362,3 +431,12 @@ def _merged_users(turns: list[Message]) -> list[Message]:
         else:
             merged.append(turn)
     return merged
+
+
+def summarize_title(summary: str) -> str:
+    """A pull request title: the summary's first non-empty line, shortened."""
+    for line in summary.splitlines():
+        line = line.strip().lstrip("#").strip()
+        if line:
+            return line if len(line) <= TITLE_CHARS else line[: TITLE_CHARS - 1] + "…"
+    return ""

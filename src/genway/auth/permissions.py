@@ -32,6 +32,7 @@ class Action(StrEnum):
     MANAGE_MEMBERS = "members:manage"
     MANAGE_WEBHOOKS = "webhooks:manage"
     MANAGE_QUEUE = "queue:manage"
+    MANAGE_INTEGRATIONS = "integrations:manage"
     MANAGE_ORG = "org:manage"
 
     def describe(self) -> str:
@@ -47,6 +48,7 @@ _DESCRIPTIONS = {
     Action.MANAGE_MEMBERS: "manage members",
     Action.MANAGE_WEBHOOKS: "manage webhooks",
     Action.MANAGE_QUEUE: "pause the queue or reorder other members' jobs",
+    Action.MANAGE_INTEGRATIONS: "connect or disconnect GitHub",
     Action.MANAGE_ORG: "change the organization or its tier",
 }
 
@@ -58,6 +60,7 @@ _ADMIN = _MEMBER | {
     Action.MANAGE_MEMBERS,
     Action.MANAGE_WEBHOOKS,
     Action.MANAGE_QUEUE,
+    Action.MANAGE_INTEGRATIONS,
 }
 _OWNER = _ADMIN | {Action.MANAGE_ORG}
 

@@ -35,23 +35,26 @@ async def _send_413(send: Send, limit: int) -> None:
 
 
 class BodyLimitMiddleware:
-    """JSON and form bodies over `limit` bytes get 413; multipart uploads set their own limit."""
+    """JSON and form bodies over `limit` bytes get 413; multipart uploads set their own limit,
+    and so do the paths in `path_limits` (GitHub's deliveries may be up to 25 MB)."""
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    def __init__(self, app: ASGIApp, limit: int, path_limits: dict[str, int] | None = None) -> None:
         self.app = app
-        self.limit = limit
+        self.default_limit = limit
+        self.path_limits = path_limits or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.path_limits.get(scope.get("path", ""), self.default_limit)
         headers = dict(scope.get("headers", []))
         if headers.get(b"content-type", b"").startswith(MULTIPART_PREFIX):
             await self.app(scope, receive, send)
             return
         declared = headers.get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            await _send_413(send, self.limit)
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await _send_413(send, limit)
             return
         received = 0
         response_started = False
@@ -61,8 +64,8 @@ class BodyLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.limit:
-                    raise BodyTooLarge(self.limit)
+                if received > limit:
+                    raise BodyTooLarge(limit)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -75,4 +78,4 @@ class BodyLimitMiddleware:
             await self.app(scope, limited_receive, tracking_send)
         except BodyTooLarge:
             if not response_started:
-                await _send_413(send, self.limit)
+                await _send_413(send, limit)

@@ -31,3 +31,7 @@ class SecretBox:
     def decrypt(self, token: str) -> str:
         """Raises cryptography.fernet.InvalidToken when no key opens it."""
         return self._fernet.decrypt(token.encode()).decode()
+
+    def rotate(self, token: str) -> str:
+        """The same plaintext encrypted with the newest key (`genway secrets rotate`)."""
+        return self._fernet.rotate(token.encode()).decode()

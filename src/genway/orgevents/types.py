@@ -28,6 +28,10 @@ NOTIFICATION_NEW = "notification.new"
 QUEUE_PAUSED = "queue.paused"
 QUEUE_RESUMED = "queue.resumed"
 QUEUE_PRIORITY_CHANGED = "queue.priority_changed"
+PR_CREATED = "pr.created"
+PR_UPDATED = "pr.updated"
+VALIDATION_STARTED = "validation.started"
+VALIDATION_COMPLETED = "validation.completed"
 PING = "ping"
 
 # Every type the organization stream carries, in a stable order (documented in the README).
@@ -40,6 +44,10 @@ ORG_EVENT_TYPES: tuple[str, ...] = (
     QUEUE_PAUSED,
     QUEUE_RESUMED,
     QUEUE_PRIORITY_CHANGED,
+    PR_CREATED,
+    PR_UPDATED,
+    VALIDATION_STARTED,
+    VALIDATION_COMPLETED,
     NOTIFICATION_NEW,
 )
 # What a webhook endpoint may subscribe to: everything but one user's notifications.

@@ -6,17 +6,19 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query, Response, status
+from fastapi import APIRouter, Body, Query, Request, Response, status
 from pydantic import ValidationError
 
 from genway.auth.deps import CallerOrgReader, OrgContext, SettingsDep, require
 from genway.auth.permissions import Action
 from genway.db import SessionDep
 from genway.errors import InvalidInput
+from genway.github.pins import apply_pin_change
 from genway.kit.pagination import Page, PageDep
 from genway.kit.schemas import Id
 from genway.projects import files, service
 from genway.projects.models import Project
+from genway.projects.pipeline import PipelineFields
 from genway.projects.routes import Prefix, file_response, size_limits
 from genway.projects.schemas import (
     FilePut,
@@ -31,6 +33,7 @@ from genway.projects.schemas import (
 
 CallerProjectWriter = Annotated[OrgContext, require(Action.WRITE_PROJECTS, scope="caller")]
 SEED_SETTINGS = ("mode", "tech_stack")
+PIPELINE_NAMES = frozenset(PipelineFields.model_fields)
 
 
 def legacy_response(project: Project) -> LegacyProjectResponse:
@@ -49,12 +52,17 @@ def _seed_settings(body: LegacyProjectCreate | LegacyProjectUpdate) -> dict[str,
     return {key: getattr(body, key) for key in SEED_SETTINGS if getattr(body, key) is not None}
 
 
+def _pipeline_sent(body: PipelineFields) -> dict[str, Any]:
+    return {k: v for k, v in body.model_dump(exclude_unset=True).items() if k in PIPELINE_NAMES}
+
+
 def canonical_create(body: LegacyProjectCreate) -> ProjectCreate:
     return ProjectCreate(
         name=body.name or body.title or "",
         description=body.description,
         repository_url=body.repository_url or body.github_url,
         settings={**body.settings, **_seed_settings(body)},
+        **_pipeline_sent(body),
     )
 
 
@@ -71,14 +79,27 @@ def canonical_changes(body: LegacyProjectUpdate, current: Project) -> dict[str, 
     if "settings" in sent or seed:
         base = sent.get("settings") if sent.get("settings") is not None else current.settings
         changes["settings"] = {**(base or {}), **seed}
+    changes.update(_pipeline_sent(body))
     return changes
 
 
 async def create_project(
-    body: LegacyProjectCreate, context: CallerProjectWriter, session: SessionDep
+    body: LegacyProjectCreate,
+    request: Request,
+    context: CallerProjectWriter,
+    session: SessionDep,
+    settings: SettingsDep,
 ) -> LegacyProjectResponse:
     project = await service.create_project(
-        session, context.org_id, context.user_id, canonical_create(body)
+        session, context.org_id, context.user_id, canonical_create(body), settings.secret_box
+    )
+    await apply_pin_change(
+        session,
+        settings,
+        project,
+        _pipeline_sent(body),
+        request_base=str(request.base_url),
+        user_id=context.user_id,
     )
     return legacy_response(project)
 
@@ -99,12 +120,24 @@ async def get_project(
 async def update_project(
     project_id: Id,
     body: LegacyProjectUpdate,
+    request: Request,
     context: CallerProjectWriter,
     session: SessionDep,
+    settings: SettingsDep,
 ) -> LegacyProjectResponse:
     current = await service.get_project(session, context.org_id, project_id)
     changes = canonical_changes(body, current)
-    project = await service.update_project(session, context.org_id, project_id, changes)
+    project = await service.update_project(
+        session, context.org_id, project_id, changes, settings.secret_box
+    )
+    await apply_pin_change(
+        session,
+        settings,
+        project,
+        changes,
+        request_base=str(request.base_url),
+        user_id=context.user_id,
+    )
     return legacy_response(project)
 
 

@@ -43,6 +43,19 @@ class Project(Base):
     )
     head_revision: Mapped[int] = mapped_column(Integer, default=0)
     total_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Write-only secrets: one encrypted JSON map (`projects/pipeline.py`), and their names.
+    secrets_encrypted: Mapped[str | None] = mapped_column(Text, nullable=True)
+    secret_names: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # The GitHub repository it is pinned to, and the webhook Genway registered there.
+    github_repo: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    github_repo_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    github_hook_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True, index=True)
+    github_webhook_secret: Mapped[str | None] = mapped_column(Text, nullable=True)  # encrypted
+    github_default_branch: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    github_clone_url: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    github_pinned_by: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), nullable=True
+    )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

@@ -12,6 +12,7 @@ from genway.auth.permissions import Action
 from genway.config import Settings
 from genway.db import SessionDep
 from genway.errors import InvalidInput
+from genway.github.pins import apply_pin_change
 from genway.kit.pagination import Page, PageDep
 from genway.kit.schemas import MAX_ID, Id
 from genway.projects import files, history, imports, merges, repos, service
@@ -94,10 +95,17 @@ def revision_summary(revision: files.Revision) -> RevisionSummary:
 
 @router.post("", response_model=ProjectResponse, status_code=status.HTTP_201_CREATED)
 async def create_project(
-    body: ProjectCreate, context: ProjectWriter, session: SessionDep, settings: SettingsDep
+    body: ProjectCreate,
+    request: Request,
+    context: ProjectWriter,
+    session: SessionDep,
+    settings: SettingsDep,
 ) -> ProjectResponse:
-    """A new project; a local `repository_url` (or an https one with `clone: true`) is cloned."""
-    project = await service.create_project(session, context.org_id, context.user_id, body)
+    """A new project; a local `repository_url` (or an https one with `clone: true`) is cloned;
+    a `github_repo` is pinned."""
+    project = await service.create_project(
+        session, context.org_id, context.user_id, body, settings.secret_box
+    )
     path = repos.repo_path(repos.remember_root(session, settings), context.org_id, project.id)
     # A rolled-back creation may have left a repository under this id; never inherit it.
     repos.delete_repo(path)
@@ -117,6 +125,14 @@ async def create_project(
             repos.delete_repo(path)
             raise
         await session.refresh(project)
+    await apply_pin_change(
+        session,
+        settings,
+        project,
+        body.model_dump(exclude_unset=True),
+        request_base=str(request.base_url),
+        user_id=context.user_id,
+    )
     return ProjectResponse.model_validate(project)
 
 
@@ -136,10 +152,25 @@ async def get_project(project_id: Id, context: OrgReader, session: SessionDep) -
 
 @router.patch("/{project_id}", response_model=ProjectResponse)
 async def update_project(
-    project_id: Id, body: ProjectUpdate, context: ProjectWriter, session: SessionDep
+    project_id: Id,
+    body: ProjectUpdate,
+    request: Request,
+    context: ProjectWriter,
+    session: SessionDep,
+    settings: SettingsDep,
 ) -> ProjectResponse:
     changes = body.model_dump(exclude_unset=True)
-    project = await service.update_project(session, context.org_id, project_id, changes)
+    project = await service.update_project(
+        session, context.org_id, project_id, changes, settings.secret_box
+    )
+    await apply_pin_change(
+        session,
+        settings,
+        project,
+        changes,
+        request_base=str(request.base_url),
+        user_id=context.user_id,
+    )
     return ProjectResponse.model_validate(project)
 
 

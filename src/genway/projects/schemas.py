@@ -9,6 +9,12 @@ from pydantic import AfterValidator, AliasChoices, ConfigDict, Field, model_vali
 
 from genway.kit.json_limits import bounded_json
 from genway.kit.schemas import RequestModel, ResponseModel
+from genway.projects.pipeline import (
+    DEFAULT_MAX_FIX_ATTEMPTS,
+    MergeMethod,
+    PipelineFields,
+    PipelineSettings,
+)
 
 ProjectSettings = Annotated[
     dict[str, Any], AfterValidator(lambda v: bounded_json(v, max_bytes=64 * 1024, max_depth=8))
@@ -21,9 +27,11 @@ REPOSITORY_URL = Field(
 LANGUAGE = Field(default=None, max_length=50, pattern=r"^[A-Za-z0-9_+#.\- ]+$")
 
 
-class ProjectCreate(RequestModel):
+class ProjectCreate(PipelineFields):
     """A `file://` URL or absolute path in `repository_url` is cloned (under
-    GENWAY_GIT_IMPORT_DIRS); an `https://` one only with `clone: true` (else it is a link)."""
+    GENWAY_GIT_IMPORT_DIRS); an `https://` one only with `clone: true` (else it is a link).
+    `github_repo` pins the project to a GitHub repository (the organization's GitHub
+    connection registers a webhook there)."""
 
     name: str = NAME
     description: str = DESCRIPTION
@@ -32,10 +40,11 @@ class ProjectCreate(RequestModel):
     clone: bool | None = None
 
 
-class ProjectUpdate(RequestModel):
-    """Only the fields sent are changed; `settings` replaces the whole object."""
+class ProjectUpdate(PipelineFields):
+    """Only the fields sent are changed; `settings` replaces the whole object (the pipeline
+    fields sent beside it are applied after it); `github_repo: null` unpins."""
 
-    name: str | None = NAME
+    name: str | None = Field(default=None, min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=10_000)
     repository_url: str | None = REPOSITORY_URL
     settings: ProjectSettings | None = None
@@ -53,6 +62,34 @@ class ProjectResponse(ResponseModel):
     created_by: int | None
     created_at: datetime
     updated_at: datetime
+    github_repo: str | None = None
+    repository_rules: str = ""
+    setup_commands: list[str] = Field(default_factory=list)
+    test_commands: list[str] = Field(default_factory=list)
+    lint_commands: list[str] | None = None
+    auto_merge_enabled: bool = False
+    auto_confirm_plans: bool = False
+    planning_statement: str = ""
+    max_fix_attempts: int = DEFAULT_MAX_FIX_ATTEMPTS
+    merge_method: MergeMethod = MergeMethod.SQUASH
+    secret_names: list[str] = Field(
+        default_factory=list,
+        description="The names of the project's secrets (values are write-only)",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _with_pipeline(cls, value: Any) -> Any:
+        """A project row: its columns, with the pipeline settings read out of `settings`."""
+        if isinstance(value, dict) or not hasattr(value, "settings"):
+            return value
+        fields = {
+            name: getattr(value, name)
+            for name in value.__table__.columns.keys()
+            if name not in ("secrets_encrypted", "github_webhook_secret")
+        }
+        pipeline = PipelineSettings.of(value.settings).model_dump()
+        return {**fields, **pipeline, "secret_names": list(value.secret_names or [])}
 
 
 class FilePut(RequestModel):
@@ -162,7 +199,7 @@ class ImportResponse(ResponseModel):
     head_revision: int
 
 
-class LegacyProjectCreate(RequestModel):
+class LegacyProjectCreate(PipelineFields):
     """Seed 002 (`title`, `mode`, `tech_stack`) and seed 004 (`name`, `github_url`) shapes."""
 
     name: str | None = Field(default=None, min_length=1, max_length=200)
@@ -181,7 +218,7 @@ class LegacyProjectCreate(RequestModel):
         return self
 
 
-class LegacyProjectUpdate(RequestModel):
+class LegacyProjectUpdate(PipelineFields):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     title: str | None = Field(default=None, min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=10_000)

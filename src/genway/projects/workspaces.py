@@ -34,6 +34,7 @@ __all__ = [
     "Worktree",
     "commit_worktree",
     "diff_stat",
+    "export_commit",
     "open_worktree",
     "remove_worktree",
 ]
@@ -143,6 +144,23 @@ async def open_worktree(
     Raises InvalidBranch, RefNotFound."""
     repos.check_branch(branch)
     return await asyncio.to_thread(_open, settings, org_id, project_id, branch, start_point)
+
+
+def _export(repo_path: Path, sha: str, target: Path) -> None:
+    repo = pygit2.Repository(str(repo_path))
+    tree = repo[sha].peel(pygit2.Tree)
+    target.mkdir(mode=0o755)
+    fd = os.open(target, _DIR_FLAGS)
+    try:
+        _checkout(repo, tree, fd)
+    finally:
+        os.close(fd)
+
+
+async def export_commit(repo_path: Path, sha: str, target: Path) -> None:
+    """Write the files of commit `sha` of the bare repository at `repo_path` into the new
+    directory `target`, as a worktree is written (no `.git`, symlinks kept as symlinks)."""
+    await asyncio.to_thread(_export, repo_path, sha, target)
 
 
 def _read_link(name: str, dir_fd: int) -> bytes:

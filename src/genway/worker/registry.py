@@ -22,6 +22,7 @@ BUILTIN_MODULES = (
     "genway.agents.executors",
     "genway.promode.executors",
     "genway.engines.comfyui.executors",
+    "genway.validation.runner",
 )
 
 

@@ -1,0 +1,2 @@
+"""GitHub: an organization's connection, projects pinned to repositories, webhook intake, and
+the pull requests agent runs open."""
