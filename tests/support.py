@@ -22,6 +22,12 @@ from genway.orgs.service import create_organization, create_user, get_user_by_em
 PASSWORD = "correct-horse-battery"
 
 
+def keep_alive_s(app: FastAPI) -> int:
+    """Genway's idle keep-alive for its own apps (receivers and fakes get the same default)."""
+    settings = getattr(app.state, "settings", None)
+    return int(settings.http_keep_alive_s) if settings is not None else 75
+
+
 class LiveServer:
     """An app served by uvicorn on a free loopback port, inside the test's event loop."""
 
@@ -34,7 +40,7 @@ class LiveServer:
                 port=0,
                 log_level="warning",
                 lifespan="on",
-                timeout_keep_alive=app.state.settings.http_keep_alive_s,
+                timeout_keep_alive=keep_alive_s(app),
             )
         )
         self._task: asyncio.Task[None] | None = None

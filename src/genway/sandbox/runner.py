@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from genway.sandbox.argv import bwrap_argv, checked_workdir, launcher_argv, sandbox_env
 from genway.sandbox.availability import resolve_bwrap, sandbox_unavailable_reason
@@ -65,7 +65,7 @@ async def run_sandboxed(
         argv = launcher_argv(cgroup.procs_file, limits, inner)
         return await _run(argv, child_env, cgroup, limits, on_output)
     finally:
-        await cgroup.remove()
+        await _to_the_end(cgroup.remove())
 
 
 async def _run(
@@ -96,7 +96,7 @@ async def _run(
     except BaseException:
         _kill(process, cgroup)
         reader.cancel()
-        await asyncio.wait({waiter}, timeout=_DRAIN_AFTER_EXIT_S)
+        await _to_the_end(asyncio.wait({waiter}, timeout=_DRAIN_AFTER_EXIT_S))
         raise
     return CommandResult(
         exit_code=None if killed is not None else _exit_code(process.returncode),
@@ -140,6 +140,25 @@ async def _finish(waiter: asyncio.Task[int], reader: asyncio.Task[None]) -> None
         reader.cancel()
         return
     reader.result()
+
+
+async def _to_the_end(cleanup: Coroutine[Any, Any, Any]) -> None:
+    """Run a (bounded) cleanup to its end even when the caller is cancelled meanwhile, again
+    and again (a worker hard-stops a job that outlives its cancel grace by cancelling it on
+    every tick): an interrupted cleanup would leave the command running. A cancellation that
+    arrived is raised once the cleanup is done."""
+    task = asyncio.ensure_future(cleanup)
+    interrupted = False
+    while not task.done():
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if task.cancelled():
+                raise
+            interrupted = True
+    task.result()
+    if interrupted:
+        raise asyncio.CancelledError
 
 
 def _kill(process: asyncio.subprocess.Process, cgroup: PidsCgroup) -> None:
