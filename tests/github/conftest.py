@@ -93,6 +93,7 @@ def settings(
         fake_anthropic,
         routing_file,
         github_api_url=github.api_url,
+        log_level="INFO",  # every request logged: the tests look for secrets in the log
         llm_timeout_s=2.0,
         agent_timeout_s=60,
     )

@@ -4,6 +4,7 @@ again; the repositories it sees; GitHub's rate limits waited out."""
 from __future__ import annotations
 
 import httpx
+import pytest
 
 from genway.auth.permissions import Role
 from tests.agent_support import org_url
@@ -13,7 +14,11 @@ from tests.support import Tenant
 
 
 async def test_a_token_is_checked_kept_and_never_shown(
-    client: httpx.AsyncClient, tenant: Tenant, github: FakeGitHub, octo: str
+    client: httpx.AsyncClient,
+    tenant: Tenant,
+    github: FakeGitHub,
+    octo: str,
+    capfd: pytest.CaptureFixture[str],
 ) -> None:
     refused = await connect(client, tenant, "github_pat_not-a-real-token")
     assert refused.status_code == 502
@@ -34,6 +39,8 @@ async def test_a_token_is_checked_kept_and_never_shown(
     assert [r["full_name"] for r in repos.json()["items"]] == ["octo/demo"]
     assert repos.json()["has_more"] is False
     assert github.schema_violations == []
+    logged = capfd.readouterr()
+    assert octo not in logged.err and octo not in logged.out  # never logged
 
 
 async def test_a_github_app_connection_uses_installation_tokens(
