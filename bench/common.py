@@ -32,6 +32,7 @@ def free_port() -> int:
 class Service:
     url: str
     env: dict[str, str]
+    pid: int | None = None
 
     def cli(self, *args: str) -> dict[str, object]:
         out = subprocess.run(
@@ -70,7 +71,7 @@ def genway_service(extra_env: dict[str, str] | None = None) -> Iterator[Service]
                     time.sleep(0.1)
             else:
                 raise RuntimeError("genway serve did not start")
-            yield Service(url, env)
+            yield Service(url, env, process.pid)
         finally:
             process.terminate()
             process.wait(timeout=15)
