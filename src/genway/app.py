@@ -18,7 +18,7 @@ from genway.auth.routes import router as auth_router
 from genway.compat.comfyui.routes import router as comfyui_compat_router
 from genway.compat.comfyui.ws import router as comfyui_ws_router
 from genway.config import Settings
-from genway.engines.comfyui.job_inputs import WORKFLOW_KIND
+from genway.engines.comfyui.job_inputs import GENERATE_KIND, WORKFLOW_KIND
 from genway.engines.comfyui.routes import router as generate_router
 from genway.errors import COMMON_ERRORS, install_error_handlers
 from genway.github.intake_routes import router as github_intake_router
@@ -73,7 +73,12 @@ def create_app(settings: Settings | None = None, *, freeze_heap: bool = False) -
             app.state.wakeup = rt.wakeup
             app.state.comfyui = rt.comfyui
             app.state.job_admission = (
-                {WORKFLOW_KIND: rt.comfyui.admit_job_input} if rt.comfyui is not None else {}
+                {
+                    WORKFLOW_KIND: rt.comfyui.admit_job_input,
+                    GENERATE_KIND: rt.comfyui.admit_generate_input,
+                }
+                if rt.comfyui is not None
+                else {}
             )
             app.state.limiter = RateLimiter.from_settings(settings, metrics.ratelimit_errors)
             app.state.principal_cache = PrincipalCache.for_runtime(

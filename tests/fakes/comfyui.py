@@ -13,7 +13,8 @@ execution in comfyui_execution.py and the HTTP/WebSocket routes in comfyui_route
 Tests steer it with plain attributes and methods: `execution_time`, `steps`, `caching`,
 `send_previews`, `fail_next_submit()`, `fail_next_execution()`, `drop_websockets()`,
 `die()` / `revive()`, `hang()` / `unhang()`, `pause()` / `unpause()`, and read `received`
-(every `POST /prompt` body), `prompt_count` and `queue_length`.
+(every `POST /prompt` body), `interrupts` (the prompt id of every `POST /interrupt`, None
+for an untargeted one), `prompt_count` and `queue_length`.
 """
 
 from __future__ import annotations
@@ -72,6 +73,7 @@ class FakeComfyUI:
         self.caching = caching
         self.send_previews = send_previews
         self.received: list[dict[str, Any]] = []
+        self.interrupts: list[str | None] = []  # the prompt id of every `POST /interrupt`
         self.next_submit_failure: dict[str, Any] | None = None
         self.next_execution_failure: InjectedFailure | None = None
         self._answering = asyncio.Event()

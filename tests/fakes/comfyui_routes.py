@@ -139,6 +139,7 @@ def build_routes(fake: FakeComfyUI) -> list[BaseRoute]:
 
     async def interrupt(request: Request) -> Response:
         prompt_id = (await _body(request)).get("prompt_id")
+        fake.interrupts.append(prompt_id if isinstance(prompt_id, str) else None)
         running = fake.running.prompt_id if fake.running else None
         # A targeted interrupt only stops that prompt; ComfyUI ignores it otherwise.
         if not prompt_id or prompt_id == running:

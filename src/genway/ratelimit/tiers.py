@@ -19,16 +19,25 @@ class TierLimits:
     images_per_day: int | None
     agent_runs_per_day: int | None
     max_concurrent_jobs: int | None
+    # What one ComfyUI workflow may cost (engines/comfyui/cost.py): its nodes, the pixels
+    # (width x height x batch) of the largest image or latent it makes, its seconds executing.
+    workflow_max_nodes: int | None
+    workflow_max_pixels: int | None
+    workflow_max_seconds: int | None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
+MEGAPIXEL = 1024 * 1024
+
+# requests/window, window (s), per-user requests/window, jobs/minute, images/day, agent runs/day,
+# concurrent jobs, then one workflow's nodes, pixels and seconds.
 DEFAULT_TIERS: dict[Tier, TierLimits] = {
-    Tier.FREE: TierLimits(60, 30, 60, 10, 10, 5, 1),
-    Tier.BASIC: TierLimits(120, 30, 120, 30, 100, 50, 2),
-    Tier.PRO: TierLimits(300, 30, 300, 120, 1_000, 500, 5),
-    Tier.ENTERPRISE: TierLimits(6_000, 30, 6_000, 6_000, None, None, None),
+    Tier.FREE: TierLimits(60, 30, 60, 10, 10, 5, 1, 50, 4 * MEGAPIXEL, 120),
+    Tier.BASIC: TierLimits(120, 30, 120, 30, 100, 50, 2, 100, 8 * MEGAPIXEL, 300),
+    Tier.PRO: TierLimits(300, 30, 300, 120, 1_000, 500, 5, 250, 16 * MEGAPIXEL, 600),
+    Tier.ENTERPRISE: TierLimits(6_000, 30, 6_000, 6_000, None, None, None, None, None, None),
 }
 
 OVERRIDABLE = tuple(f.name for f in fields(TierLimits))

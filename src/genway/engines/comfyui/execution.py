@@ -3,7 +3,8 @@
 No healthy backend: the job goes back to the queue without spending an attempt. A backend that
 dies or forgets the prompt: it leaves the pool until it answers again and the job is retried on
 another one (attempt + 1). Rejected workflows and node failures are the job's own outcome. A
-cancelled job is removed from the backend's queue or interrupted there, and ends at once.
+cancelled job is removed from the backend's queue or interrupted there, and ends at once; so is
+one that executes longer than its tier allows, which then fails with `limit_exceeded`.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from genway.engines.comfyui.client import (
     SubmittedPrompt,
     UnexpectedResponse,
 )
+from genway.engines.comfyui.cost import LIMIT_EXCEEDED, WorkflowOverLimit, admit_cost
 from genway.engines.comfyui.inputs import BackendFiles, stage
 from genway.engines.comfyui.node_policy import Catalogue
 from genway.engines.comfyui.outputs import OutputCollector
@@ -36,6 +38,7 @@ from genway.engines.comfyui.protocol import ExecutionSucceeded, NodeExecuted
 from genway.engines.comfyui.redaction import redact_message, redact_node_errors
 from genway.engines.comfyui.relay import ProgressRelay
 from genway.engines.comfyui.runtime import ComfyUIEngine
+from genway.engines.comfyui.time_limit import ExecutionClock
 from genway.engines.comfyui.workflows import Workflow
 from genway.jobs.models import Job
 from genway.worker.context import (
@@ -67,6 +70,7 @@ class PromptExecution:
         # One socket per attempt: ComfyUI routes messages by client_id, and a second socket
         # with the same id would silently take them over.
         self.client_id = f"genway-{job.id}-{ctx.attempt}-{uuid.uuid4().hex[:8]}"
+        self.clock = ExecutionClock(None, "", engine.settings.comfyui_poll_interval_s)
 
     async def run(self, workflow: Workflow, explicit_inputs: dict[str, int]) -> dict[str, Any]:
         """The job's result. Raises JobDeferred, JobCancelled, JobFailed, RetryableJobError."""
@@ -105,10 +109,12 @@ class PromptExecution:
     async def _admit(
         self, workflow: Workflow, explicit_inputs: dict[str, int], catalogue: Catalogue
     ) -> Admitted:
-        """The file policy against the catalogue of the backend that will run the job."""
+        """The tier's cost limits (as they are now) and the file policy, against the catalogue
+        of the backend that will run the job; sets the execution clock's limit."""
         try:
             async with self.ctx.worker.database.transaction() as session:
-                return await admit(
+                tier, limits = await admit_cost(session, self.job.org_id, workflow, catalogue)
+                admitted = await admit(
                     session,
                     self.job.org_id,
                     workflow,
@@ -116,9 +122,13 @@ class PromptExecution:
                     catalogue,
                     self.engine.policy,
                 )
+        except WorkflowOverLimit as exc:
+            raise JobFailed(LIMIT_EXCEEDED, exc.message, details=exc.details()) from exc
         except WorkflowRefused as exc:
             message = "The workflow was refused: " + _first_problem(exc.node_errors)
             raise JobFailed("node_errors", message, details=exc.node_errors) from exc
+        self.clock.limit_s, self.clock.tier = limits.workflow_max_seconds, tier
+        return admitted
 
     async def _erase(self, client: ComfyUIClient, files: BackendFiles, look_up: bool) -> None:
         """Erase the attempt's files from the backend; after a failure, also the outputs the
@@ -167,17 +177,24 @@ class PromptExecution:
     ) -> dict[str, Any]:
         stream = asyncio.create_task(self._consume(client, workflow, outputs))
         cancelled = asyncio.create_task(self.ctx.cancelled.wait())
+        overtime = asyncio.create_task(self.clock.run_out(client, self.prompt_id))
         try:
-            await asyncio.wait({stream, cancelled}, return_when=asyncio.FIRST_COMPLETED)
+            done, _pending = await asyncio.wait(
+                {stream, cancelled, overtime}, return_when=asyncio.FIRST_COMPLETED
+            )
         except asyncio.CancelledError:
             # Timeout, shutdown or a lost lease: do not leave the prompt running upstream.
             await self._abandon(client, stream)
             raise
         finally:
             cancelled.cancel()
+            overtime.cancel()
         if stream.done():
             return stream.result()
         await self._abandon(client, stream)
+        if overtime in done and not self.ctx.cancelled.is_set():
+            overtime.result()  # a failure of the clock itself is not the limit
+            raise self.clock.exceeded()
         raise JobCancelled
 
     async def _abandon(self, client: ComfyUIClient, stream: asyncio.Task[Any]) -> None:
@@ -196,6 +213,7 @@ class PromptExecution:
         try:
             run = client.run(workflow, self.client_id, self.prompt_id, extra_data=self.extra_data)
             async for event in run:
+                self.clock.saw(event)
                 if isinstance(event, SubmittedPrompt):
                     dropped = dict(event.node_errors)
                 elif isinstance(event, FellBackToPolling):

@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from genway.engines.comfyui.admission import WorkflowRefused, admit
+from genway.engines.comfyui.cost import WorkflowOverLimit, admit_cost
 from genway.engines.comfyui.job_inputs import COMFY_KINDS, WORKFLOW_KIND
 from genway.engines.comfyui.node_policy import Catalogue, NodePolicy
 from genway.engines.comfyui.prompt_ids import parse_prompt_id
@@ -138,11 +139,16 @@ async def submit_prompt(
     max_input_bytes: int,
 ) -> Job:
     """Queue a `POST /prompt` body as a comfy.workflow job. The catalogue (when a backend
-    answered) lets unknown nodes be refused at once, as ComfyUI does; the file policy applies
-    with or without it. Raises PromptRejected, PayloadTooLarge, QuotaExceeded."""
+    answered) lets unknown nodes be refused at once, as ComfyUI does; the tier's cost limits
+    and the file policy apply with or without it. Raises PromptRejected, PayloadTooLarge,
+    QuotaExceeded."""
     workflow = check_structure(body.get("prompt"))
     if catalogue is not None:
         check_catalogue(workflow, catalogue.object_info)
+    try:
+        await admit_cost(session, submitter.org_id, workflow, catalogue)
+    except WorkflowOverLimit as exc:
+        raise exc.as_refused() from exc
     admitted = await admit(session, submitter.org_id, workflow, {}, catalogue, policy)
     inputs = admitted.inputs
     client_id = body.get("client_id")

@@ -13,6 +13,7 @@ from genway.auth.deps import OrgContext, SettingsDep, require
 from genway.auth.permissions import Action
 from genway.db import Database, SessionDep
 from genway.engines.comfyui.job_inputs import GENERATE_KIND
+from genway.engines.comfyui.runtime import ComfyUIEngine
 from genway.errors import GenwayError, InvalidInput
 from genway.jobs import service
 from genway.jobs.deps import submitter
@@ -74,12 +75,14 @@ async def generate(
     """Generate an image (`prompt`, `negative_prompt`, `width`, `height`, `steps`, `seed`,
     `checkpoint`) and wait: 200 with `image_url` (a signed link) when it is done in time, 202
     with the job's URLs when not; a failed generation answers 422 (parameters the engine
-    refused), 409 (cancelled) or 502 (the engine failed)."""
+    refused), 409 (cancelled) or 502 (the engine failed); 422 with `code: limit_exceeded` when
+    the image is larger than the organization's tier allows."""
+    spec = generate_spec(body)
+    engine: ComfyUIEngine | None = request.app.state.comfyui
+    if engine is not None:
+        await engine.admit_generate_input(session, context.org_id, spec.input)
     job, _created = await service.create_job(
-        session,
-        submitter(context),
-        generate_spec(body),
-        max_input_bytes=settings.job_input_max_bytes,
+        session, submitter(context), spec, max_input_bytes=settings.job_input_max_bytes
     )
     # This request's unit of work ends here (the job is durable before the wait), and no
     # database connection is held while waiting.

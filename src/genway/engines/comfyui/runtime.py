@@ -17,6 +17,7 @@ from contextvars import ContextVar
 from typing import Any
 
 import structlog
+from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,9 +25,10 @@ from genway.config import Settings
 from genway.db import Database
 from genway.engines.comfyui.admission import admit
 from genway.engines.comfyui.client import ComfyUIClient
+from genway.engines.comfyui.cost import admit_cost
 from genway.engines.comfyui.errors import ComfyUIError
 from genway.engines.comfyui.feed import PromptFeeds
-from genway.engines.comfyui.job_inputs import WORKFLOW_KIND
+from genway.engines.comfyui.job_inputs import WORKFLOW_KIND, GenerateInput
 from genway.engines.comfyui.node_policy import Catalogue, NodePolicy, model_files_of
 from genway.engines.comfyui.pool import (
     Backend,
@@ -35,7 +37,7 @@ from genway.engines.comfyui.pool import (
     BackendSnapshot,
     backend_id,
 )
-from genway.engines.comfyui.workflows import Workflow, load_txt2img_template
+from genway.engines.comfyui.workflows import Workflow, load_txt2img_template, render_txt2img
 from genway.queue.models import PauseScope, queue_pauses
 from genway.storage.blobs import BlobStore
 from genway.storage.cleanup import UploadCleaner
@@ -180,19 +182,31 @@ class ComfyUIEngine:
     async def admit_job_input(
         self, session: AsyncSession, org_id: int, data: dict[str, Any]
     ) -> dict[str, Any]:
-        """A `comfy.workflow` job's input, checked against the file policy and with its upload
-        inputs pinned to the organization's artifacts. Raises InvalidInput, WorkflowRefused."""
+        """A `comfy.workflow` job's input, checked against the tier's cost limits and the file
+        policy, with its upload inputs pinned to the organization's artifacts.
+        Raises InvalidInput, WorkflowOverLimit, WorkflowRefused."""
         _spec, normalized = validate_job_input(WORKFLOW_KIND, data)
         explicit: dict[str, int] = normalized.get("inputs") or {}
+        catalogue = await self.catalogue()
+        await admit_cost(session, org_id, normalized["workflow"], catalogue)
         admitted = await admit(
-            session,
-            org_id,
-            normalized["workflow"],
-            explicit,
-            await self.catalogue(),
-            self.policy,
+            session, org_id, normalized["workflow"], explicit, catalogue, self.policy
         )
         return {**normalized, "inputs": {**explicit, **admitted.inputs}}
+
+    async def admit_generate_input(
+        self, session: AsyncSession, org_id: int, data: dict[str, Any]
+    ) -> dict[str, Any]:
+        """A `comfy.generate` job's input (unchanged), once the workflow it renders is within
+        the tier's cost limits; an input that is not valid is left to the job's own checks.
+        Raises WorkflowOverLimit."""
+        try:
+            params = GenerateInput.model_validate(data)
+        except ValidationError:
+            return data
+        workflow = render_txt2img(params, self.template)
+        await admit_cost(session, org_id, workflow, await self.catalogue())
+        return data
 
     async def system_stats(self) -> dict[str, Any] | None:
         stats: dict[str, Any] | None = await self._stats.get(
