@@ -29,6 +29,7 @@ from genway.jobs.legacy_routes import ws_router as jobs_ws_router
 from genway.jobs.routes import router as jobs_router
 from genway.keys.routes import router as keys_router
 from genway.kit.body_limit import BodyLimitMiddleware
+from genway.kit.openapi import install_openapi
 from genway.notifications.routes import router as notifications_router
 from genway.observability.logging import configure_logging
 from genway.observability.metrics import Metrics
@@ -108,6 +109,7 @@ def create_app(settings: Settings | None = None, *, freeze_heap: bool = False) -
     app.state.settings = settings
     app.state.metrics = metrics
     install_error_handlers(app)
+    install_openapi(app, password_min_length=settings.password_min_length)
     app.add_middleware(
         BodyLimitMiddleware,
         limit=settings.max_body_bytes,

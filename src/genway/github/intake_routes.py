@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response, status
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Request, Response, status
 
 from genway.auth.deps import SettingsDep
 from genway.db import SessionDep
@@ -22,7 +24,17 @@ router = APIRouter(tags=["github"])
     },
 )
 async def github_webhook(
-    request: Request, response: Response, session: SessionDep, settings: SettingsDep
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    settings: SettingsDep,
+    x_github_event: Annotated[str, Header(min_length=1, max_length=64)],
+    x_github_delivery: Annotated[str, Header(min_length=1, max_length=64)],
+    x_hub_signature_256: Annotated[
+        str | None, Header(max_length=100, description="sha256=<hex HMAC of the body>")
+    ] = None,
+    x_github_hook_id: Annotated[str | None, Header(max_length=20)] = None,
+    x_github_hook_installation_target_id: Annotated[str | None, Header(max_length=20)] = None,
 ) -> DeliveryReceipt:
     """Verify `X-Hub-Signature-256` against the pinned project's webhook secret, refuse a
     replayed `X-GitHub-Delivery`, record the delivery and queue its work (202), or answer 200

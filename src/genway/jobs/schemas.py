@@ -18,6 +18,7 @@ class WebhookOptions(RequestModel):
     webhook: str | None = Field(
         default=None,
         max_length=2048,
+        pattern=r"^https?://[^\s/?#]+",
         description="A URL told of this job's events by a signed POST (Standard Webhooks; the "
         "secret is the organization's, `GET .../webhooks/default/secret`)",
         examples=["https://example.com/hooks/genway"],

@@ -96,7 +96,7 @@ class FilePut(RequestModel):
     # File content is stored byte for byte, and paths are checked as sent, so nothing is stripped.
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
 
-    path: str = Field(min_length=1, max_length=4096)
+    path: str = Field(min_length=1, max_length=4096, pattern=r"^[^\x00-\x1f\x7f]+$")
     content: str
     language: str | None = LANGUAGE
 
@@ -201,6 +201,12 @@ class ImportResponse(ResponseModel):
 
 class LegacyProjectCreate(PipelineFields):
     """Seed 002 (`title`, `mode`, `tech_stack`) and seed 004 (`name`, `github_url`) shapes."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        str_strip_whitespace=True,
+        json_schema_extra={"anyOf": [{"required": ["name"]}, {"required": ["title"]}]},
+    )
 
     name: str | None = Field(default=None, min_length=1, max_length=200)
     title: str | None = Field(default=None, min_length=1, max_length=200)
