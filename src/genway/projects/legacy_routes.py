@@ -19,7 +19,7 @@ from genway.kit.schemas import Id
 from genway.projects import files, service
 from genway.projects.models import Project
 from genway.projects.pipeline import PipelineFields
-from genway.projects.routes import Prefix, file_response, size_limits
+from genway.projects.routes import Prefix, file_response, size_limits, update_and_pin
 from genway.projects.schemas import (
     FilePut,
     FileWriteResponse,
@@ -127,17 +127,7 @@ async def update_project(
 ) -> LegacyProjectResponse:
     current = await service.get_project(session, context.org_id, project_id)
     changes = canonical_changes(body, current)
-    project = await service.update_project(
-        session, context.org_id, project_id, changes, settings.secret_box
-    )
-    await apply_pin_change(
-        session,
-        settings,
-        project,
-        changes,
-        request_base=str(request.base_url),
-        user_id=context.user_id,
-    )
+    project = await update_and_pin(session, settings, request, context, project_id, changes)
     return legacy_response(project)
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response, status
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.convertors import Convertor, register_url_convertor
 
 from genway.auth.deps import OrgContext, OrgReader, SettingsDep, require
@@ -16,7 +17,7 @@ from genway.github.pins import apply_pin_change
 from genway.kit.pagination import Page, PageDep
 from genway.kit.schemas import MAX_ID, Id
 from genway.projects import files, history, imports, merges, repos, service
-from genway.projects.models import FileRevision, ProjectFile
+from genway.projects.models import FileRevision, Project, ProjectFile
 from genway.projects.paths import normalize_path
 from genway.projects.schemas import (
     BranchResponse,
@@ -160,6 +161,19 @@ async def update_project(
     settings: SettingsDep,
 ) -> ProjectResponse:
     changes = body.model_dump(exclude_unset=True)
+    project = await update_and_pin(session, settings, request, context, project_id, changes)
+    return ProjectResponse.model_validate(project)
+
+
+async def update_and_pin(
+    session: AsyncSession,
+    settings: Settings,
+    request: Request,
+    context: OrgContext,
+    project_id: int,
+    changes: dict[str, Any],
+) -> Project:
+    """Apply a project request's changes, then pin or unpin as its `github_repo` asks."""
     project = await service.update_project(
         session, context.org_id, project_id, changes, settings.secret_box
     )
@@ -171,7 +185,7 @@ async def update_project(
         request_base=str(request.base_url),
         user_id=context.user_id,
     )
-    return ProjectResponse.model_validate(project)
+    return project
 
 
 @router.delete("/{project_id}", status_code=status.HTTP_204_NO_CONTENT)
