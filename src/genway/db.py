@@ -18,6 +18,8 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from sqlalchemy import DateTime, MetaData, event
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -25,7 +27,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.orm import DeclarativeBase, ORMExecuteState, Session
-from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection
 from sqlalchemy.types import TypeDecorator
 
 from genway.kit import fastjson
@@ -130,6 +132,37 @@ def _configure_sqlite(dbapi_connection: Any, _record: ConnectionPoolEntry) -> No
     cursor.close()
 
 
+def _discard_closed_connection(
+    _dbapi_connection: Any, record: ConnectionPoolEntry, _proxy: PoolProxiedConnection
+) -> None:
+    # After a database restart the pool holds connections the server closed. asyncpg notices a
+    # closed socket on its own, so the pool replaces them at checkout without the round trip of
+    # `pool_pre_ping` on every request.
+    driver = record.driver_connection
+    if driver is not None and driver.is_closed():
+        raise DisconnectionError("the database closed this pooled connection")
+
+
+# SQLSTATEs of a server that is going away or not there yet: connection exceptions (class 08),
+# shutting down (57P01, 57P02) and starting up (57P03).
+UNAVAILABLE_SQLSTATES = ("08", "57P01", "57P02", "57P03")
+
+
+def is_database_unavailable(exc: BaseException) -> bool:
+    """Whether `exc` says the database cannot be reached right now (down, restarting, out of
+    connections), as opposed to a statement it refused."""
+    if isinstance(exc, (OperationalError, InterfaceError, PoolTimeout, ConnectionError)):
+        return True
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    if isinstance(sqlstate, str) and sqlstate.startswith(UNAVAILABLE_SQLSTATES):
+        return True
+    return isinstance(exc.orig, ConnectionError)
+
+
 def create_engine(url: str) -> AsyncEngine:
     """An async engine. SQLite runs on the event loop (`kit/sqlite_inline.py`), with WAL,
     foreign keys and a busy timeout on every connection."""
@@ -146,7 +179,7 @@ def create_engine(url: str) -> AsyncEngine:
         return engine
     # 10 + 5 per process: with several API and worker processes on one server, a larger pool
     # would exhaust PostgreSQL's default 100 connections.
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         pool_size=10,
         max_overflow=5,
@@ -154,6 +187,8 @@ def create_engine(url: str) -> AsyncEngine:
         json_serializer=fastjson.dumps_text,
         json_deserializer=fastjson.loads,
     )
+    event.listen(engine.sync_engine, "checkout", _discard_closed_connection)
+    return engine
 
 
 # Tables whose rows per-process caches hold: authentication's, and the webhook endpoints the

@@ -14,10 +14,12 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
+
+from genway.db import is_database_unavailable
 
 log = structlog.get_logger("genway.errors")
 
@@ -192,9 +194,12 @@ async def validation_error_handler(_request: Request, exc: Exception) -> JSONRes
     return JSONResponse(error_body(422, detail), status_code=422)
 
 
-async def database_unavailable_handler(request: Request, exc: Exception) -> JSONResponse:
+async def database_error_handler(request: Request, exc: Exception) -> JSONResponse:
     # Out of connections, database restarting, network blip: the client should retry, and a
-    # 503 says so where a 500 would say the request itself was at fault.
+    # 503 says so where a 500 would say the request itself was at fault. (asyncpg reports a
+    # server shutting down or starting up as a plain DBAPIError: its SQLSTATE tells.)
+    if not is_database_unavailable(exc):
+        return await unhandled_error_handler(request, exc)
     log.error(
         "database_unavailable",
         path=request.url.path,
@@ -222,6 +227,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(GenwayError, genway_error_handler)
     app.add_exception_handler(StarletteHTTPException, http_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
-    for unavailable in (OperationalError, InterfaceError, PoolTimeout, ConnectionError):
-        app.add_exception_handler(unavailable, database_unavailable_handler)
+    for unavailable in (DBAPIError, PoolTimeout, ConnectionError):
+        app.add_exception_handler(unavailable, database_error_handler)
     app.add_exception_handler(Exception, unhandled_error_handler)

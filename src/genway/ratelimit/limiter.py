@@ -101,7 +101,7 @@ class RateLimiter:
         if self.errors is not None:
             self.errors.inc()
         if not self.fail_open:
-            raise RateLimitUnavailable from exc
+            raise RateLimitUnavailable(headers={"Retry-After": "1"}) from exc
         return None
 
     async def _verdict(

@@ -1,7 +1,11 @@
 """The worker: claims as many jobs as it has free slots (one statement), runs their executors,
 writes what they report through one writer (worker/writer.py), renews leases, hears of
 cancellations through the event fan-out, enforces deadlines, and on shutdown lets running jobs
-finish within a grace period before releasing the rest back to the queue."""
+finish within a grace period before releasing the rest back to the queue.
+
+While the database is unreachable the worker stays up: claims and chores back off and retry, and a
+job whose lease could not be renewed is stopped before the lease lapses (the reaper may then hand
+it to another worker; it must never run twice at once)."""
 
 from __future__ import annotations
 
@@ -19,7 +23,7 @@ from typing import Any
 import structlog
 
 from genway.config import Settings
-from genway.db import Database, utcnow
+from genway.db import Database, is_database_unavailable, utcnow
 from genway.jobs.events import EventType
 from genway.jobs.models import Job
 from genway.jobs.states import JobStatus
@@ -55,6 +59,9 @@ class WorkerOptions:
 class Running:
     job: Job
     ctx: JobContext
+    # The event loop's time at which the job's lease lapses, unless renewed (measured from
+    # before the claim or renewal was sent, so never later than the lease the database holds).
+    lease_until: float
     task: asyncio.Task[None] | None = None
     listener: asyncio.Task[None] | None = None
     cancel_deadline: float | None = None
@@ -94,13 +101,14 @@ class Worker:
         self._stopping = asyncio.Event()
         self._loops: list[asyncio.Task[None]] = []
         self.reaper = Reaper(database)
-        self.writer = JobWriter(database, self.worker_id)
+        self.writer = JobWriter(database, self.worker_id, retry_for_s=self.options.lease_s)
 
     async def run(self) -> None:
         """Claim and run jobs until `stop()`; then drain within the grace period."""
         log.info("worker_started", worker_id=self.worker_id, concurrency=self.options.concurrency)
         self._loops = [
             asyncio.create_task(self._every(self.options.lease_s / 3, self._heartbeat)),
+            asyncio.create_task(self._every(self.options.lease_s / 6, self._honour_leases)),
             asyncio.create_task(self._every(self.options.cancel_poll_s, self._watch_cancels)),
             asyncio.create_task(self._every(self.options.reaper_interval_s, self.reaper.run_once)),
         ]
@@ -141,6 +149,7 @@ class Worker:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._freed.wait(), CLAIM_LINGER_S)
                 free = self.options.concurrency - len(self.running)
+            lease_until = asyncio.get_running_loop().time() + self.options.lease_s
             try:
                 jobs = await self._claim(free)
             except Exception as exc:  # database hiccup: back off, keep the worker alive
@@ -151,7 +160,7 @@ class Worker:
                 await self.wakeup.wait(self.options.idle_poll_s)
                 continue
             for job in jobs:
-                self._start(job)
+                self._start(job, lease_until)
 
     async def _claim(self, wanted: int) -> list[Job]:
         async with self.database.transaction() as session:
@@ -160,10 +169,10 @@ class Worker:
             kinds = self.options.kinds or known_kinds()
             return await claim_jobs(session, self.worker_id, self.options.lease_s, kinds, wanted)
 
-    def _start(self, job: Job) -> None:
+    def _start(self, job: Job, lease_until: float) -> None:
         spec = get_executor(job.kind)
         deadline = utcnow() + timedelta(seconds=job.timeout_s)
-        running = Running(job, JobContext(job, self, deadline))
+        running = Running(job, JobContext(job, self, deadline), lease_until)
         self.running[job.id] = running
         running.listener = asyncio.create_task(self._hear_cancel(running), name=f"cancel-{job.id}")
         running.task = asyncio.create_task(self._execute(running, spec), name=f"job-{job.id}")
@@ -195,6 +204,16 @@ class Worker:
             )
 
     async def _execute(self, running: Running, spec: Any) -> None:
+        try:
+            await self._execute_job(running, spec)
+        except Exception as exc:
+            if not is_database_unavailable(exc):
+                raise
+            # Not the job's fault, and nothing more can be written: the lease lapses and the
+            # reaper queues the job again.
+            log.error("job_end_not_written", job_id=running.job.id, error=str(exc))
+
+    async def _execute_job(self, running: Running, spec: Any) -> None:
         job, ctx = running.job, running.ctx
         try:
             if spec is None:
@@ -236,6 +255,8 @@ class Worker:
         except JobFailed as failure:
             await self._fail(job, failure)
         except Exception as exc:
+            if is_database_unavailable(exc):
+                raise
             log.exception("executor_error", job_id=job.id, kind=job.kind)
             await self._finish(
                 job,
@@ -292,14 +313,30 @@ class Worker:
         asked = list(self.running)
         if not asked:
             return
+        lease_until = asyncio.get_running_loop().time() + self.options.lease_s
         async with self.database.transaction() as session:
             held = await renew_leases(session, self.worker_id, asked, self.options.lease_s)
+        for job_id in held:
+            renewed = self.running.get(job_id)
+            if renewed is not None:
+                renewed.lease_until = lease_until
         for job_id in set(asked) - held:
             # Another worker took it after our lease lapsed: stop our copy.
             lost = self.running.get(job_id)
             if lost is not None and lost.task is not None:
                 log.warning("lease_lost", job_id=job_id)
                 lost.task.cancel()
+
+    async def _honour_leases(self) -> None:
+        """Stop each job whose lease lapses before the next renewal could extend it (renewals
+        failed: the database is unreachable). Once it lapses, the reaper may queue the job again
+        for another worker."""
+        lapsing = asyncio.get_running_loop().time() + self.options.lease_s / 3
+        for job_id, running in self.running.items():
+            task = running.task
+            if running.lease_until <= lapsing and task is not None and not task.cancelling():
+                log.warning("lease_lapsing", job_id=job_id)
+                task.cancel()
 
     async def _watch_cancels(self) -> None:
         """The fallback for a cancel event that never arrived (e.g. Redis was down), and the

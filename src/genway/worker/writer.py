@@ -7,6 +7,10 @@ What stays true: a job's events are committed before (or with) its final status,
 hears of an event only after its commit (the publication is an after-commit hook); progress is
 coalesced (the latest value per job and batch is kept), so a crash loses at most progress not yet
 written, never a finished result. Compute time goes to the usage buffer (ratelimit/usage_buffer.py).
+
+A batch that fails because the database is unreachable is written again once it is back (for up
+to a lease: past that, the fence would refuse it anyway), so a short outage costs a job neither
+its result nor its events.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from typing import Any
 
 import structlog
 
-from genway.db import Database, on_commit, utcnow
+from genway.db import Database, is_database_unavailable, on_commit, utcnow
 from genway.jobs.events import EventRow, EventType, record_events
 from genway.jobs.models import Job
 from genway.jobs.states import JobStatus
@@ -32,6 +36,9 @@ log = structlog.get_logger("genway.worker")
 
 # A writer whose last batch ended longer ago than this many lingers is idle.
 IDLE_AFTER_LINGERS = 5
+# Waits between tries of a batch while the database is unreachable: doubled up to the maximum.
+RETRY_FIRST_S = 0.1
+RETRY_MAX_S = 1.0
 
 
 @dataclass
@@ -52,12 +59,19 @@ class _End:
 
 class JobWriter:
     def __init__(
-        self, database: Database, worker_id: str, *, linger_s: float = 0.002, max_items: int = 500
+        self,
+        database: Database,
+        worker_id: str,
+        *,
+        linger_s: float = 0.002,
+        max_items: int = 500,
+        retry_for_s: float = 30.0,
     ) -> None:
         self.database = database
         self.worker_id = worker_id
         self.linger_s = linger_s
         self.max_items = max_items
+        self.retry_for_s = retry_for_s
         self._writes: dict[int, _JobWrites] = {}
         self._ends: list[_End] = []
         self._items = 0
@@ -147,7 +161,7 @@ class JobWriter:
             return
         waiting = [f for w in writes for f in w.waiting] + [end.done for end in ends]
         try:
-            results = await self._write(writes, ends)
+            results = await self._write_when_reachable(writes, ends)
         except BaseException as exc:
             for future in waiting:
                 if not future.done():
@@ -160,6 +174,22 @@ class JobWriter:
         for end, ended in zip(ends, results[len(writes) :], strict=True):
             if not end.done.done():
                 end.done.set_result(ended)
+
+    async def _write_when_reachable(self, writes: list[_JobWrites], ends: list[_End]) -> list[bool]:
+        """`_write`, tried again while the database is unreachable (for up to `retry_for_s`).
+        Later writes wait for this batch, so the order of every job's writes holds."""
+        loop = asyncio.get_running_loop()
+        give_up_at = loop.time() + self.retry_for_s
+        delay = RETRY_FIRST_S
+        while True:
+            try:
+                return await self._write(writes, ends)
+            except Exception as exc:
+                if not is_database_unavailable(exc) or loop.time() + delay > give_up_at:
+                    raise
+                log.warning("job_writer_waiting_for_database", error=str(exc), retry_in_s=delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX_S)
 
     async def _write(self, writes: list[_JobWrites], ends: list[_End]) -> list[bool]:
         out: list[EventRow] = []
