@@ -2,7 +2,8 @@
 replayed after a cursor, then live.
 
 The cursor is `<job event id>.<organization event id>`: the newest of each kind the client has
-been sent (the two kinds are numbered apart). Replay reads both tables after it, in time order;
+been sent (the two kinds are numbered apart). Replay reads both tables after it, each in id
+order, the two interleaved by time;
 live events come from the fan-out. An event meant for one user (`notification.new`) reaches only
 that user's streams."""
 
@@ -10,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
+import itertools
 import re
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Sequence
@@ -236,9 +239,12 @@ class OrgStream:
                     .limit(REPLAY_BATCH)
                 )
             ).all()
-        events = [event_payload(row, self.org_id) for row in job_rows] + [
+        job_events = [event_payload(row, self.org_id) for row in job_rows]
+        org_events = [
             org_payload(row.id, row.org_id, row.type, row.data, row.created_at, row.user_id)
             for row in org_rows
         ]
-        events.sort(key=lambda e: e["created_at"])
-        return events[:REPLAY_BATCH]
+        # Each kind stays in id order (the cursor moves past the highest id sent, so a lower id
+        # sent after it would be skipped by the next page); the two are interleaved by time.
+        merged = heapq.merge(job_events, org_events, key=lambda e: e["created_at"])
+        return list(itertools.islice(merged, REPLAY_BATCH))
