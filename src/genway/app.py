@@ -15,6 +15,7 @@ from genway.agents.routes import alpha_router as agents_alpha_router
 from genway.agents.routes import router as agents_router
 from genway.auth.cache import PrincipalCache
 from genway.auth.routes import router as auth_router
+from genway.compat.comfyui.jobs_api import router as comfyui_jobs_router
 from genway.compat.comfyui.routes import router as comfyui_compat_router
 from genway.compat.comfyui.ws import router as comfyui_ws_router
 from genway.config import Settings
@@ -124,6 +125,7 @@ def create_app(settings: Settings | None = None, *, freeze_heap: bool = False) -
     app.include_router(jobs_router)
     app.include_router(comfyui_compat_router)
     app.include_router(comfyui_ws_router)
+    app.include_router(comfyui_jobs_router)
     for router in (
         auth_router,
         orgs_router,
@@ -154,6 +156,7 @@ def create_app(settings: Settings | None = None, *, freeze_heap: bool = False) -
         app.include_router(router)
     # Current ComfyUI serves its API under /api as well.
     app.include_router(comfyui_compat_router, prefix="/api", include_in_schema=False)
+    app.include_router(comfyui_jobs_router, prefix="/api", include_in_schema=False)
     app.include_router(comfyui_ws_router, prefix="/api")
     return app
 

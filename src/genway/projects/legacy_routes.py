@@ -19,7 +19,13 @@ from genway.kit.schemas import Id
 from genway.projects import files, service
 from genway.projects.models import Project
 from genway.projects.pipeline import PipelineFields
-from genway.projects.routes import Prefix, file_response, size_limits, update_and_pin
+from genway.projects.routes import (
+    WRITE_ANSWERS,
+    Prefix,
+    file_response,
+    size_limits,
+    update_and_pin,
+)
 from genway.projects.schemas import (
     FilePut,
     FileWriteResponse,
@@ -224,7 +230,13 @@ def build_router(prefix: str, tag: str) -> APIRouter:
         project, delete_project, methods=["DELETE"], status_code=status.HTTP_204_NO_CONTENT
     )
     router.add_api_route(files_path, list_files, methods=["GET"], response_model=LegacyFileList)
-    router.add_api_route(files_path, put_file, methods=["POST"], response_model=FileWriteResponse)
+    router.add_api_route(
+        files_path,
+        put_file,
+        methods=["POST"],
+        response_model=FileWriteResponse,
+        responses=WRITE_ANSWERS,
+    )
     return router
 
 

@@ -60,6 +60,10 @@ register_url_convertor("filepath", FilePathConvertor())
 router = APIRouter(prefix="/v1/organizations/{org_id}/projects", tags=["projects"])
 
 ProjectWriter = Annotated[OrgContext, require(Action.WRITE_PROJECTS)]
+# A file write answers 201 when it made the file, 200 when it replaced one.
+WRITE_ANSWERS: dict[int | str, dict[str, Any]] = {
+    201: {"model": FileWriteResponse, "description": "The file was created"}
+}
 Prefix = Annotated[str | None, Query(max_length=1024, description="Only paths starting with this")]
 Ref = Annotated[
     str | None, Query(max_length=200, description="A branch, commit sha or revision number")
@@ -215,7 +219,7 @@ async def list_files(
     return Page.build([FileSummary.model_validate(f) for f in rows], total, page)
 
 
-@router.put("/{project_id}/files", response_model=FileWriteResponse)
+@router.put("/{project_id}/files", response_model=FileWriteResponse, responses=WRITE_ANSWERS)
 async def put_file(
     project_id: Id,
     body: FilePut,

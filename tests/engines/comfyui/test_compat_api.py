@@ -127,6 +127,11 @@ async def test_bad_requests_get_comfyuis_400_or_a_clear_401(
     )
     not_json = await api.post("/prompt", content=b"{nope", headers=tenant.headers)
     assert not_json.status_code == 400 and not_json.json()["error"]["type"] == "invalid_prompt"
+    # A well-formed prompt id whose job part no database key holds is simply unknown (it was a
+    # 500 on PostgreSQL, whose INTEGER keys stop at 2**31 - 1).
+    beyond = str(uuid.UUID(hex="0" * 20 + "ffffffffffff"))
+    unknown_history = await api.get(f"/history/{beyond}", headers=tenant.headers)
+    assert unknown_history.status_code == 200 and unknown_history.json() == {}
     assert all(b.prompt_count == 0 for b in backends)  # nothing reached a backend
 
     missing = await api.get("/queue")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import os
 import platform
+import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
@@ -61,6 +62,21 @@ async def _json_object(request: Request) -> dict[str, Any]:
     return body if isinstance(body, dict) else {}
 
 
+def _check_client_prompt_id(value: object) -> None:
+    """Newer ComfyUI refuses a client's `prompt_id` that is not a canonical lower-case UUID.
+    A canonical one is accepted and, as before, not used: the prompt gets Genway's id (derived
+    from the job), which the answer names. Raises PromptRejected."""
+    if value is None:
+        return
+    try:
+        canonical = isinstance(value, str) and str(uuid.UUID(value)) == value
+    except ValueError:
+        canonical = False
+    if not canonical:
+        message = "job id must be a UUID in canonical lowercase hyphenated form"
+        raise prompts.PromptRejected("invalid_prompt_id", message)
+
+
 @router.post("/prompt")
 async def post_prompt(
     request: Request,
@@ -79,6 +95,7 @@ async def post_prompt(
         raise prompts.PromptRejected("invalid_prompt", "The body must be a JSON object") from None
     if not isinstance(body, dict):
         raise prompts.PromptRejected("invalid_prompt", "The body must be a JSON object")
+    _check_client_prompt_id(body.get("prompt_id"))
     job = await prompts.submit_prompt(
         session,
         submitter(context),

@@ -23,6 +23,7 @@ from genway.jobs.models import Job
 from genway.jobs.schemas import JobCreate
 from genway.jobs.service import JOB_IN_ORG, Submitter, cancel_job, create_job, org_jobs
 from genway.jobs.states import JobStatus
+from genway.kit.schemas import MAX_ID
 
 ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING)
 TERMINAL = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
@@ -42,6 +43,8 @@ async def find_prompt(session: AsyncSession, org_id: int, prompt_id: str) -> Job
     if parsed is None:
         return None
     nonce, job_id = parsed
+    if job_id > MAX_ID:  # no such job: an id the database's keys cannot hold
+        return None
     job: Job | None = await session.scalar(JOB_IN_ORG, {"org_id": org_id, "job_id": job_id})
     if job is None or job.kind not in COMFY_KINDS or job.input.get("prompt_nonce") != nonce:
         return None
